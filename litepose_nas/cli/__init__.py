@@ -1,0 +1,48 @@
+"""The ``litepose-nas`` command line.
+
+Commands are registered by name in :data:`COMMANDS` as ``"module:attribute"`` and imported only
+when invoked, so ``litepose-nas profile`` runs where torch is not installed and ``--help`` is fast.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .errors import run_cli_command
+
+# name -> (import path, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "arch": ("litepose_nas.cli.arch_cmd:arch", "Validate and describe architecture JSON files."),
+    "space": ("litepose_nas.cli.space_cmd:space", "Describe a search space."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        return run_cli_command(lambda: super(LazyGroup, self).invoke(ctx))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="litepose-nas")
+def main() -> None:
+    """Hardware-aware architecture search for real-time multi-person pose estimation (Lite Pose)."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Architectures and search spaces."""
+from .arch import Arch, Block, Stage
+from .search_space import INACTIVE, ArchArrays, Dimension, SearchSpace, StageSpace, resolve_space_path
+
+__all__ = ["Arch", "Block", "Stage", "SearchSpace", "StageSpace", "Dimension", "ArchArrays", "INACTIVE", "resolve_space_path"]

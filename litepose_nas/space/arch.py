@@ -1,0 +1,241 @@
+"""One LitePose subnet, in the original repository's JSON format.
+
+The JSON format (``mobile_configs/search-XS.json`` of the original repo)::
+
+    {"img_size": 256, "input_channel": 16, "deconv_setting": [16, 24, 24],
+     "backbone_setting": [{"num_blocks": 6, "stride": 2, "channel": 16,
+                           "block_setting": [[6, 7], ...]}, ...]}
+
+:class:`Arch` checks the structure (keys, types, consistency); whether the values are allowed
+is the business of a :class:`~litepose_nas.space.SearchSpace` (``space.validate(arch)``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import ArchError
+
+CHANNEL_DIVISOR = 8
+NUM_HEAD_LAYERS = 3
+
+
+@dataclass(frozen=True)
+class Block:
+    """One inverted-residual block: expansion ratio and depthwise kernel size."""
+
+    expansion: int
+    kernel: int
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One backbone stage: ``channel`` outputs, ``stride`` on its first block, its blocks."""
+
+    channel: int
+    stride: int
+    blocks: tuple[Block, ...]
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A subnet: input resolution, stem width, backbone stages and head widths."""
+
+    img_size: int
+    input_channel: int
+    deconv_setting: tuple[int, ...]
+    stages: tuple[Stage, ...]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        img_size: int,
+        input_channel: int,
+        deconv_setting: Sequence[int],
+        stages: Sequence[tuple[int, int, Sequence[tuple[int, int]]]],
+    ) -> "Arch":
+        """Build from plain values: ``stages`` holds ``(channel, stride, [(expansion, kernel), ...])``."""
+        return cls(
+            img_size=int(img_size),
+            input_channel=int(input_channel),
+            deconv_setting=tuple(int(w) for w in deconv_setting),
+            stages=tuple(
+                Stage(int(c), int(s), tuple(Block(int(e), int(k)) for e, k in blocks))
+                for c, s, blocks in stages
+            ),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "architecture") -> "Arch":
+        """Parse the original repository's dict; errors name ``source`` and the field."""
+        return _parse_arch(data, source)
+
+    @classmethod
+    def from_json(cls, path_or_text: str | os.PathLike) -> "Arch":
+        """Read an architecture from a JSON file path or from JSON text."""
+        text, source = _read_json_source(path_or_text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArchError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        return _parse_arch(data, source)
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict[str, Any]:
+        """The original repository's dict, keys in its order."""
+        return {
+            "img_size": self.img_size,
+            "input_channel": self.input_channel,
+            "deconv_setting": list(self.deconv_setting),
+            "backbone_setting": [
+                {
+                    "num_blocks": stage.num_blocks,
+                    "stride": stage.stride,
+                    "channel": stage.channel,
+                    "block_setting": [[b.expansion, b.kernel] for b in stage.blocks],
+                }
+                for stage in self.stages
+            ],
+        }
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """Serialise byte-for-byte as the original repository does; write atomically if ``path``."""
+        text = json.dumps(self.to_dict())
+        if path is not None:
+            from ..io import write_text_atomic
+
+            write_text_atomic(path, text)
+        return text
+
+    # ------------------------------------------------------------------ views
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return tuple(stage.num_blocks for stage in self.stages)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        return tuple(stage.channel for stage in self.stages)
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return tuple(stage.stride for stage in self.stages)
+
+    def kernels(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(b.kernel for b in stage.blocks) for stage in self.stages)
+
+    def expansions(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(b.expansion for b in stage.blocks) for stage in self.stages)
+
+    def describe(self) -> str:
+        """A compact one-line summary, e.g. ``256px stem16 16x6/32x8/48x10/80x10 head16-24-24 k7 e6``."""
+        stages = "/".join(f"{s.channel}x{s.num_blocks}" for s in self.stages)
+        kernels = sorted({b.kernel for s in self.stages for b in s.blocks})
+        exps = sorted({b.expansion for s in self.stages for b in s.blocks})
+        head = "-".join(str(w) for w in self.deconv_setting)
+        return (
+            f"{self.img_size}px stem{self.input_channel} {stages} head{head} "
+            f"k{','.join(map(str, kernels))} e{','.join(map(str, exps))}"
+        )
+
+
+# ---------------------------------------------------------------------- parsing helpers
+def _read_json_source(path_or_text: str | os.PathLike) -> tuple[str, str]:
+    if isinstance(path_or_text, os.PathLike):
+        return _read_file(Path(path_or_text))
+    text = str(path_or_text)
+    if text.lstrip().startswith(("{", "[")):
+        return text, "architecture JSON"
+    return _read_file(Path(text))
+
+
+def _read_file(path: Path) -> tuple[str, str]:
+    if not path.exists():
+        raise ArchError(f"{path}: file not found")
+    if path.is_dir():
+        raise ArchError(f"{path}: is a folder, expected an architecture JSON file")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ArchError(f"{path}: not a text file (expected architecture JSON)") from None
+    if not text.strip():
+        raise ArchError(f"{path}: file is empty (expected architecture JSON)")
+    return text, str(path)
+
+
+_TOP_KEYS = ("img_size", "input_channel", "deconv_setting", "backbone_setting")
+_STAGE_KEYS = ("num_blocks", "stride", "channel", "block_setting")
+
+
+def _int_field(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArchError(f"{where}: expected a positive integer, got {value!r}")
+    if value <= 0:
+        raise ArchError(f"{where}: expected a positive integer, got {value}")
+    return value
+
+
+def _channel_field(value: Any, where: str) -> int:
+    value = _int_field(value, where)
+    if value % CHANNEL_DIVISOR:
+        raise ArchError(f"{where}: {value} channels is not divisible by {CHANNEL_DIVISOR}")
+    return value
+
+
+def _check_keys(obj: Any, keys: Sequence[str], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise ArchError(f"{where}: expected a JSON object with keys {', '.join(keys)}, got {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise ArchError(f"{where}: missing key {missing[0]!r} (required: {', '.join(keys)})")
+    extra = [k for k in obj if k not in keys]
+    if extra:
+        raise ArchError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(keys)})")
+
+
+def _parse_arch(data: Any, source: str) -> Arch:
+    _check_keys(data, _TOP_KEYS, source)
+    img_size = _int_field(data["img_size"], f"{source}: img_size")
+    input_channel = _channel_field(data["input_channel"], f"{source}: input_channel")
+    deconv = data["deconv_setting"]
+    if not isinstance(deconv, list) or len(deconv) != NUM_HEAD_LAYERS:
+        raise ArchError(f"{source}: deconv_setting must be a list of {NUM_HEAD_LAYERS} widths, got {deconv!r}")
+    deconv_setting = tuple(_channel_field(w, f"{source}: deconv_setting[{i}]") for i, w in enumerate(deconv))
+    backbone = data["backbone_setting"]
+    if not isinstance(backbone, list) or not backbone:
+        raise ArchError(f"{source}: backbone_setting must be a non-empty list of stages, got {backbone!r}")
+    stages = []
+    for s, stage in enumerate(backbone):
+        where = f"{source}: stage {s}"
+        _check_keys(stage, _STAGE_KEYS, where)
+        channel = _channel_field(stage["channel"], f"{where} channel")
+        stride = _int_field(stage["stride"], f"{where} stride")
+        if stride not in (1, 2):
+            raise ArchError(f"{where} stride: {stride} not allowed (allowed: 1, 2)")
+        num_blocks = _int_field(stage["num_blocks"], f"{where} num_blocks")
+        block_setting = stage["block_setting"]
+        if not isinstance(block_setting, list):
+            raise ArchError(f"{where} block_setting: expected a list of [expansion, kernel] pairs")
+        if len(block_setting) != num_blocks:
+            raise ArchError(
+                f"{where}: num_blocks is {num_blocks} but block_setting has {len(block_setting)} blocks"
+            )
+        blocks = []
+        for b, pair in enumerate(block_setting):
+            bwhere = f"{where} block {b}"
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ArchError(f"{bwhere}: expected [expansion, kernel], got {pair!r}")
+            expansion = _int_field(pair[0], f"{bwhere} expansion")
+            kernel = _int_field(pair[1], f"{bwhere} kernel")
+            if kernel % 2 == 0:
+                raise ArchError(f"{bwhere} kernel: {kernel} is even (kernels must be odd)")
+            blocks.append(Block(expansion, kernel))
+        stages.append(Stage(channel, stride, tuple(blocks)))
+    return Arch(img_size, input_channel, deconv_setting, tuple(stages))
