@@ -1,0 +1,154 @@
+"""The torch Dataset of training samples and its deterministic DataLoader."""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..errors import DataError
+from .sources import PoseSource, _num_keypoints
+from .targets import ae_joints, heatmaps
+from .transforms import AugmentConfig, crop_matrix, sample_params, scale_matrix, transform_joints, warp
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def normalize(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 RGB -> [3, H, W] float normalised with ImageNet mean and std."""
+    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(MEAN).view(3, 1, 1)
+    std = torch.tensor(STD).view(3, 1, 1)
+    return t.sub_(mean).div_(std)
+
+
+class PoseDataset(Dataset):
+    """Augmented samples of a :class:`PoseSource` with heatmap, mask and tag targets.
+
+    ``ds[i]`` uses a transform drawn from ``(seed, i)``; ``ds[(i, s)]`` one drawn from ``s``
+    (what :func:`make_loader` passes, so every epoch differs yet a run repeats for a seed).
+    With ``train=False`` the whole image is letterboxed into the input without randomness.
+    """
+
+    def __init__(self, source: PoseSource, input_size: int = 256, output_sizes: Sequence[int] | None = None,
+                 train: bool = True, max_people: int = 30, sigma: float = 2.0, seed: int = 0,
+                 augment: AugmentConfig | None = None) -> None:
+        if input_size <= 0 or input_size % 4:
+            raise DataError(f"input size {input_size} must be a positive multiple of 4")
+        self.source = source
+        self.input_size = int(input_size)
+        self.output_sizes = tuple(int(s) for s in (output_sizes or (input_size // 4, input_size // 2)))
+        if len(self.output_sizes) != 2:
+            raise DataError(f"output_sizes must name two map sizes (1/4 and 1/2 of the input), got {self.output_sizes}")
+        self.train = train
+        self.max_people = int(max_people)
+        self.sigma = float(sigma)
+        self.seed = int(seed)
+        self.augment = augment or AugmentConfig()
+        self.ids = source.image_ids
+        self.flip_index = np.asarray(source.spec.flip_index)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_joints(self) -> int:
+        return self.source.num_joints
+
+    def transform(self, index: int, aug_seed: int | None = None) -> tuple[np.ndarray, bool]:
+        """(image -> input 2x3 affine, mirrored?) of sample ``index``, as ``ds[index]`` or
+        ``ds[(index, aug_seed)]`` draws it; joints of a mirrored sample are permuted by the flip index."""
+        h, w = self.source.image_size(self.ids[index])
+        return self._params(index, aug_seed, h, w)
+
+    def _params(self, index: int, aug_seed: int | None, h: int, w: int) -> tuple[np.ndarray, bool]:
+        if not self.train:
+            return crop_matrix(h, w, self.input_size, scale_type="long"), False
+        seed = [self.seed, index] if aug_seed is None else [aug_seed]
+        p = sample_params(np.random.default_rng(seed), self.augment, self.input_size)
+        return crop_matrix(h, w, self.input_size, **p), p["flip"]
+
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        index, aug_seed = (item if isinstance(item, tuple) else (int(item), None))
+        image_id = self.ids[index]
+        img = self.source.load_image(image_id)
+        h, w = img.shape[:2]
+        mat, flipped = self._params(index, aug_seed, h, w)
+        joints = self.source.people(image_id)
+        ignore = self.source.ignore_mask(image_id) if self._needs_mask(image_id) else None
+        if ignore is not None and ignore.shape != (h, w):
+            raise DataError(f"image {self.source.image_path(image_id)} is {w}x{h} but the annotation "
+                            f"file records {ignore.shape[1]}x{ignore.shape[0]}")
+
+        s = self.input_size
+        image = warp(img, mat, s)
+        joints_in = transform_joints(mat, joints, self.flip_index if flipped else None)
+        hms, masks = [], []
+        for size in self.output_sizes:
+            m = scale_matrix(mat, size / s)
+            jt = joints_in.copy()
+            jt[..., :2] *= size / s
+            hms.append(torch.from_numpy(heatmaps(jt, size, self.sigma)))
+            if ignore is None:
+                mask = np.ones((size, size), np.float32)
+            else:
+                # outside the image is background (nothing is there), so only ignored regions get 0
+                mask = (warp(ignore.astype(np.float32), m, size, border_value=0.0) < 0.5).astype(np.float32)
+            masks.append(torch.from_numpy(mask))
+        jt4 = joints_in.copy()
+        jt4[..., :2] *= self.output_sizes[0] / s
+        return {
+            "image": normalize(image),
+            "heatmaps": hms,
+            "masks": masks,
+            "joints": torch.from_numpy(ae_joints(jt4, self.output_sizes[0], self.max_people)),
+            "image_id": torch.tensor(image_id, dtype=torch.int64),
+        }
+
+    def _needs_mask(self, image_id: int) -> bool:
+        return any(a.get("iscrowd", 0) or _num_keypoints(a) == 0 for a in self.source.annotations(image_id))
+
+
+class SeededSampler(Sampler):
+    """Yields ``(index, augmentation seed)``; epoch ``e`` is fixed by ``(seed, e)``."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int) -> None:
+        self.n, self.shuffle, self.seed = n, shuffle, int(seed)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        seeds = rng.integers(0, 2**62, size=self.n)
+        return iter([(int(i), int(s)) for i, s in zip(order, seeds)])
+
+
+def _worker_init(_: int) -> None:
+    # each worker is one process on a small machine: no nested thread pools
+    import cv2
+
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)
+
+
+def make_loader(ds: PoseDataset, batch_size: int, shuffle: bool = True, num_workers: int = 0, seed: int = 0,
+                drop_last: bool | None = None) -> DataLoader:
+    """A DataLoader whose order and augmentation depend only on ``seed`` (and the epoch)."""
+    if batch_size <= 0:
+        raise DataError(f"batch size must be positive, got {batch_size}")
+    sampler = SeededSampler(len(ds), shuffle, seed)
+    return DataLoader(
+        ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+        drop_last=shuffle and len(ds) > batch_size if drop_last is None else drop_last,
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        persistent_workers=num_workers > 0,
+    )

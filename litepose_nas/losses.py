@@ -1,0 +1,78 @@
+"""Training losses: masked heatmap MSE at both output scales and the associative-embedding loss.
+
+The associative-embedding loss is the 'exp' variant of the original (HigherHRNet / Lite Pose):
+per image, ``pull`` is the mean over people of the variance of their joints' tags around the
+person's mean tag, ``push`` the mean of ``exp(-(t_i - t_j)^2)`` over ordered pairs of different
+people, halved. Both are computed for the whole batch at once from the joint lists of
+:func:`litepose_nas.data.targets.ae_joints` (no Python loop over images or people).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def heatmap_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Per-image masked MSE ``[N]``: mean over joints and pixels of ``(pred - gt)^2 * mask``."""
+    return ((pred - target) ** 2 * mask[:, None]).mean(dim=(1, 2, 3))
+
+
+def ae_loss(tags: Tensor, joints: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image (push, pull) ``[N]`` of tag maps ``[N, J, h, w]`` (or flattened ``[N, J*h*w]``).
+
+    ``joints``: ``[N, P, J, 2]`` int64 of (flat index into the image's ``J*h*w`` tags, visible).
+    """
+    n = tags.shape[0]
+    flat = tags.reshape(n, -1)
+    idx, vis = joints[..., 0], joints[..., 1].to(flat.dtype)           # [N, P, J]
+    p, j = idx.shape[1:]
+    tag = flat.gather(1, idx.reshape(n, -1)).reshape(n, p, j)           # [N, P, J]
+    count = vis.sum(-1)                                                  # joints per person
+    valid = (count > 0).to(flat.dtype)                                   # [N, P]
+    mean = (tag * vis).sum(-1) / count.clamp(min=1)                      # [N, P]
+    var = (((tag - mean[..., None]) ** 2) * vis).sum(-1) / count.clamp(min=1)
+    people = valid.sum(-1)                                               # [N]
+    pull = (var * valid).sum(-1) / people.clamp(min=1)
+    diff = mean[:, :, None] - mean[:, None, :]
+    pair = valid[:, :, None] * valid[:, None, :]
+    push_sum = (torch.exp(-diff ** 2) * pair).sum((1, 2)) - people       # drop the diagonal (exp(0) = 1 each)
+    pairs = (people - 1) * people
+    push = torch.where(people > 1, push_sum / pairs.clamp(min=1), torch.zeros_like(push_sum)) * 0.5
+    return push, pull
+
+
+class PoseLoss(nn.Module):
+    """Heatmap MSE at both scales plus the associative-embedding loss at 1/4 scale.
+
+    Defaults are the weights of the original configs: heatmaps 1.0 at each scale, push and pull 0.001.
+    ``loss(outputs, batch)`` returns a dict of scalars: ``total``, ``heatmap`` (summed over
+    scales), ``heatmap_0`` / ``heatmap_1`` (each weighted), ``push``, ``pull`` (weighted).
+    """
+
+    def __init__(self, num_joints: int, heatmap_weights: Sequence[float] = (1.0, 1.0),
+                 push_factor: float = 0.001, pull_factor: float = 0.001) -> None:
+        super().__init__()
+        self.num_joints = int(num_joints)
+        self.heatmap_weights = tuple(float(w) for w in heatmap_weights)
+        self.push_factor = float(push_factor)
+        self.pull_factor = float(pull_factor)
+
+    def forward(self, outputs: Sequence[Tensor], batch: dict) -> dict[str, Tensor]:
+        j = self.num_joints
+        if len(outputs) != len(self.heatmap_weights):
+            raise ValueError(f"expected {len(self.heatmap_weights)} outputs, got {len(outputs)}")
+        if outputs[0].shape[1] != 2 * j:
+            raise ValueError(f"the 1/4-scale output needs {2 * j} channels (heatmaps + tags), got {outputs[0].shape[1]}")
+        result: dict[str, Tensor] = {}
+        heatmap = outputs[0].new_zeros(())
+        for s, (out, weight) in enumerate(zip(outputs, self.heatmap_weights)):
+            hm = heatmap_loss(out[:, :j], batch["heatmaps"][s], batch["masks"][s]).mean() * weight
+            result[f"heatmap_{s}"] = hm
+            heatmap = heatmap + hm
+        push, pull = ae_loss(outputs[0][:, j:2 * j], batch["joints"])
+        push = push.mean() * self.push_factor
+        pull = pull.mean() * self.pull_factor
+        result.update(heatmap=heatmap, push=push, pull=pull, total=heatmap + push + pull)
+        return result
