@@ -1,0 +1,54 @@
+"""``litepose-nas evaluate``: a model on a COCO / CrowdPose split -> COCO results + official metrics."""
+from __future__ import annotations
+
+import click
+
+from .common import format_table, quiet_option
+
+
+@click.command("evaluate")
+@click.option("--arch", "arch_path", required=True, help="Architecture JSON file (the original repo's format).")
+@click.option("--weights", default=None,
+              help="Checkpoint: a state_dict or a training checkpoint ('state_dict', optional 'module.' prefix). "
+                   "Omit only for a smoke test of the pipeline with random weights.")
+@click.option("--data", "data_dir", required=True, help="Dataset folder in the COCO or CrowdPose layout.")
+@click.option("--dataset", type=click.Choice(["coco", "crowdpose"]), required=True, help="Dataset and protocol.")
+@click.option("--split", default="val", show_default=True, help="Split to evaluate (crowdpose: val or test).")
+@click.option("--flip-test", is_flag=True, help="Average with the horizontally flipped image (as published).")
+@click.option("--input-size", type=click.IntRange(64, 2048), default=None,
+              help="Short side of the test input (default: the architecture's img_size).")
+@click.option("--max-images", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
+@click.option("--detection-threshold", type=click.FloatRange(0), default=0.1, show_default=True,
+              help="Heatmap value a joint candidate must exceed.")
+@click.option("--tag-threshold", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Largest tag distance at which a joint joins a person.")
+@click.option("--results", "results_path", default=None, help="Write the detections here (COCO results JSON).")
+@click.option("--json", "json_path", default=None, help="Write the metrics and run details here (JSON).")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch intra-op threads.")
+@quiet_option
+def evaluate(arch_path: str, weights: str | None, data_dir: str, dataset: str, split: str, flip_test: bool,
+             input_size: int | None, max_images: int | None, detection_threshold: float, tag_threshold: float,
+             results_path: str | None, json_path: str | None, threads: int | None, quiet: bool) -> None:
+    """Evaluate a model: decode every image, write COCO results, print the official metrics."""
+    import torch
+
+    from ..evaluate import evaluate as run_evaluate
+    from ..io import write_json_atomic
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    result = run_evaluate(arch_path, weights, data_dir, dataset, split, flip_test=flip_test, input_size=input_size,
+                          max_images=max_images, results_file=results_path, progress=not quiet,
+                          detection_threshold=detection_threshold, tag_threshold=tag_threshold)
+    if json_path is not None:
+        write_json_atomic(json_path, {**result.to_dict(), "arch": arch_path, "weights": weights, "split": split})
+    if quiet:
+        return
+    rows = [[name, f"{value:.4f}"] for name, value in result.metrics.items()]
+    click.echo(format_table(rows, ["metric", "value"]))
+    click.echo(f"{result.num_images} images, {result.num_people} people, input {result.input_size}, "
+               f"flip test {'on' if flip_test else 'off'}")
+    if result.results_file is not None:
+        click.echo(f"results: {result.results_file}")
+    if json_path is not None:
+        click.echo(f"metrics: {json_path}")

@@ -1,0 +1,208 @@
+"""From an image and a network's outputs to people in image coordinates.
+
+The original test pipeline (``../shared/docs/evaluation-and-decoding.md``): resize about the centre
+so the short side is the input size and the long side a multiple of 64; run the network (and on the
+flipped image with flip test); upsample stage 1 to stage 2, average the heatmaps of both stages (and
+of both flips), keep stage 1's tags (both flips side by side); upsample everything to the resized
+input; group; map back through the inverse affine. torch and OpenCV are imported inside the functions
+that need them, so importing this module stays light.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .grouping import group
+
+PIXEL_STD = 200.0  # the original expresses scales in units of 200 pixels
+
+
+@dataclass(frozen=True)
+class ResizeInfo:
+    """Where the resized test input sits in the original image."""
+
+    center: tuple[float, float]   # (x, y) in image pixels, rounded as the original rounds it
+    scale: tuple[float, float]    # (width, height) of the covered image region / 200
+    size: tuple[int, int]         # (width, height) of the resized input
+
+    def factor(self, map_width: int | None = None) -> float:
+        """Map pixels per image pixel for a map of ``map_width`` (default: the resized input)."""
+        width = self.size[0] if map_width is None else map_width
+        return width / (self.scale[0] * PIXEL_STD)
+
+    def matrix(self, map_size: tuple[int, int] | None = None, inverse: bool = False) -> np.ndarray:
+        """The 2x3 affine image -> map (or map -> image with ``inverse``), map of ``(width, height)``.
+
+        The original builds it with ``cv2.getAffineTransform`` on three float32 points; without
+        rotation that is a uniform scale about the centre, written here in float64.
+        """
+        width, height = self.size if map_size is None else map_size
+        f = self.factor(width)
+        cx, cy = self.center
+        if inverse:
+            return np.array([[1 / f, 0, cx - width / 2 / f], [0, 1 / f, cy - height / 2 / f]])
+        return np.array([[f, 0, width / 2 - f * cx], [0, f, height / 2 - f * cy]])
+
+
+def resize_info(height: int, width: int, input_size: int) -> ResizeInfo:
+    """The original's test-time size, centre and scale for an image of ``height`` x ``width``."""
+    center = (float(int(width / 2.0 + 0.5)), float(int(height / 2.0 + 0.5)))
+    short = int((input_size + 63) // 64 * 64)
+    if width < height:
+        w_resized = short
+        h_resized = int((short / width * height + 63) // 64 * 64)
+        scale_w = width / PIXEL_STD
+        scale_h = h_resized / w_resized * width / PIXEL_STD
+    else:
+        h_resized = short
+        w_resized = int((short / height * width + 63) // 64 * 64)
+        scale_h = height / PIXEL_STD
+        scale_w = w_resized / h_resized * height / PIXEL_STD
+    return ResizeInfo(center=center, scale=(scale_w, scale_h), size=(w_resized, h_resized))
+
+
+def resize_for_test(image: np.ndarray, input_size: int) -> tuple[np.ndarray, ResizeInfo]:
+    """Warp ``image`` (H x W x C) to the test input (bilinear, black border) and say how."""
+    import cv2
+
+    info = resize_info(image.shape[0], image.shape[1], input_size)
+    resized = cv2.warpAffine(image, info.matrix(), info.size, flags=cv2.INTER_LINEAR)
+    return resized, info
+
+
+def to_image_coords(people: np.ndarray, info: ResizeInfo, map_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Map ``people [P, J, >=2]`` from map coordinates (map of ``(width, height)``) to the image.
+
+    Every joint is mapped, found or not, as the original does (unfound joints keep value 0).
+    """
+    out = np.array(people, dtype=np.float64, copy=True)
+    if out.size == 0:
+        return out
+    m = info.matrix(map_size, inverse=True)
+    xy = out[..., :2]
+    out[..., :2] = xy @ m[:, :2].T + m[:, 2]
+    return out
+
+
+def _to_tensor(x: Any):
+    import torch
+
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
+    return t.unsqueeze(0) if t.dim() == 3 else t
+
+
+def fuse_outputs(
+    outputs: Sequence[Any],
+    num_joints: int,
+    flip_outputs: Sequence[Any] | None = None,
+    flip_index: Sequence[int] | None = None,
+    project_size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps ``[J, H, W]`` and tags ``[J, H, W, T]`` of one image from the network's outputs.
+
+    Args:
+        outputs: the network's outputs (tensors or arrays, ``[1, C, h, w]`` or ``[C, h, w]``): stage 1
+            with J heatmaps then J tag maps, the last stage with J heatmaps.
+        num_joints: J.
+        flip_outputs: the outputs for the horizontally flipped image (flip test), as computed; they
+            are flipped back and their joints permuted by ``flip_index`` here.
+        flip_index: the dataset's left/right joint permutation (required with ``flip_outputs``).
+        project_size: ``(width, height)`` to upsample to (the resized input); default: keep the last
+            stage's size.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def stage_maps(outs: Sequence[Any], flipped: bool) -> tuple[Any, Any]:
+        outs = [_to_tensor(o).float() for o in outs]
+        size = outs[-1].shape[2:]
+        heat_sum, tag = 0, None
+        for i, out in enumerate(outs):
+            if i != len(outs) - 1:
+                out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+            if flipped:
+                out = torch.flip(out, [3])
+            heat = out[:, :num_joints]
+            if flipped:
+                heat = heat[:, list(flip_index)]
+            heat_sum = heat_sum + heat
+            if i == 0:
+                tag = out[:, num_joints:2 * num_joints]
+                if flipped:
+                    tag = tag[:, list(flip_index)]
+        return heat_sum / len(outs), tag
+
+    with torch.no_grad():
+        heat, tag = stage_maps(outputs, False)
+        heats, tags = [heat], [tag]
+        if flip_outputs is not None:
+            if flip_index is None:
+                raise ValueError("flip_outputs need the flip_index of the dataset")
+            heat_f, tag_f = stage_maps(flip_outputs, True)
+            heats.append(heat_f)
+            tags.append(tag_f)
+        if tags[0].shape[1] != num_joints:
+            raise ValueError(f"stage 1 must have {2 * num_joints} channels (heatmaps then tags), "
+                             f"got {tags[0].shape[1] + num_joints}")
+        if project_size is not None:
+            size = (project_size[1], project_size[0])
+            heats = [F.interpolate(h, size=size, mode="bilinear", align_corners=False) for h in heats]
+            tags = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in tags]
+        heatmaps = heats[0] if len(heats) == 1 else (heats[0] + heats[1]) / 2.0
+        tag_maps = torch.stack(tags, dim=4)
+    return heatmaps[0].numpy(), tag_maps[0].numpy()
+
+
+def decode_outputs(
+    outputs: Sequence[Any],
+    info: ResizeInfo,
+    num_joints: int,
+    flip_outputs: Sequence[Any] | None = None,
+    flip_index: Sequence[int] | None = None,
+    **group_kwargs: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse, project to the resized input, group and map back: ``people [P, J, 3]`` in image pixels
+    (x, y, heatmap value) and ``scores [P]``. ``group_kwargs`` go to :func:`~.grouping.group`."""
+    heatmaps, tags = fuse_outputs(outputs, num_joints, flip_outputs, flip_index, project_size=info.size)
+    people, scores = group(heatmaps, tags, **group_kwargs)
+    return to_image_coords(people, info), scores
+
+
+def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float]):
+    """``HxWx3`` uint8 RGB -> ``[1, 3, H, W]`` float tensor, ``(x / 255 - mean) / std``."""
+    import torch
+
+    x = (image.astype(np.float32) / 255.0 - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+
+def predict_people(
+    model: Any,
+    image: np.ndarray,
+    input_size: int,
+    flip_index: Sequence[int] | None = None,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    **group_kwargs: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` on one ``HxWx3`` uint8 RGB image: people ``[P, J, 3]`` in image pixels, scores.
+
+    ``flip_index`` turns on flip test. ``mean``/``std`` default to the ImageNet statistics the
+    datasets use (``litepose_nas.data.MEAN``/``STD``).
+    """
+    import torch
+
+    if mean is None or std is None:
+        from ..data import MEAN, STD
+
+        mean, std = (MEAN if mean is None else mean), (STD if std is None else std)
+    resized, info = resize_for_test(image, input_size)
+    x = normalize_image(resized, mean, std)
+    num_joints = int(getattr(model, "num_joints"))
+    with torch.no_grad():
+        outputs = model(x)
+        flip_outputs = model(torch.flip(x, [3])) if flip_index is not None else None
+    return decode_outputs(outputs, info, num_joints, flip_outputs, flip_index, **group_kwargs)
