@@ -1,0 +1,80 @@
+"""Standalone weights of a static subnet: safe loading and saving in the original layout."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from ..io import atomic_path
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state_dict safely (``torch.load(weights_only=True)``).
+
+    Accepts a plain ``{name: tensor}`` dict or a training checkpoint holding one (under
+    ``state_dict``, ``model``, ...); wrapper prefixes (``module.`` from DDP, ``1.``) are stripped.
+    """
+    from ..checkpoints import load_state_dict_file
+
+    return load_state_dict_file(path)
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``model`` strictly; any mismatch is one :class:`CheckpointError`
+    naming the first missing, unexpected or mis-shaped key (nothing is loaded then)."""
+    from ..checkpoints import check_state_dict
+
+    what = f"the static LitePose of {model.arch.describe()}" if hasattr(model, "arch") else "the model"
+    check_state_dict(model.state_dict(), state, source, what)
+    model.load_state_dict(state, strict=True)
+
+
+def num_joints_of(state: dict[str, torch.Tensor]) -> int | None:
+    """Joint count of a LitePose state_dict (the 1/2-scale output conv has J outputs), if recognisable."""
+    weight = state.get("final_refined.1.conv.3.weight")
+    return int(weight.shape[0]) if weight is not None and weight.dim() == 4 else None
+
+
+def save_state_dict(model: nn.Module, path: str | os.PathLike) -> None:
+    """Save ``model.state_dict()`` as a plain dict of tensors (loads with ``weights_only=True``)."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def model_from_weights(arch, path: str | os.PathLike, num_joints: int | None = None) -> nn.Module:
+    """Build the static LitePose of ``arch`` and load standalone weights into it.
+
+    ``num_joints`` defaults to the joint count the weights were trained for.
+    """
+    from ..models import build_model
+
+    from ..checkpoints import LAYOUT_SUPERNET, detect_layout
+
+    state = read_state_dict(path)
+    if detect_layout(state) == LAYOUT_SUPERNET:
+        raise CheckpointError(f"{path}: is a supernet checkpoint (it has kernel-transform keys); pass it with --supernet")
+    found = num_joints_of(state)
+    if num_joints is None:
+        num_joints = found or 17
+    elif found is not None and found != num_joints:
+        raise CheckpointError(
+            f"{path}: weights are for {found} joints but {num_joints} were asked for "
+            "(17: COCO, 14: CrowdPose; leave --num-joints out to follow the weights)"
+        )
+    model = build_model(arch, num_joints)
+    load_into(model, state, str(path))
+    return model.eval()
+
+
+def random_init_model(arch, num_joints: int = 17, seed: int = 0) -> nn.Module:
+    """The static LitePose of ``arch`` with its default initialisation, reproducibly seeded."""
+    from ..models import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(arch, num_joints)
+    return model.eval()
