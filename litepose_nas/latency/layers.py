@@ -1,0 +1,268 @@
+"""The distinct layer configurations of a search space, and where each architecture uses them.
+
+A *layer* here is the unit a latency table times: the stem, one inverted-residual block, one
+transposed conv of the head, the add + BN + ReLU that fuses two deconvs, one final separable conv,
+and the add of the two final convs of an output. Everything is derived from
+:func:`litepose_nas.cost.conv_slots` (the conv-by-conv description of the network), so the
+table follows the model without restating its numbers.
+
+A configuration is 7 integers ``(kind, h, cin, cout, mid, kernel, stride)`` packed into one int64
+key, so a batch of architectures maps to table rows with one ``np.searchsorted``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from ..cost import conv_slots
+from ..space.search_space import INACTIVE, ArchArrays, SearchSpace
+
+KINDS = ("stem", "block", "deconv", "fuse", "final", "add")
+FIELDS = ("h", "cin", "cout", "mid", "kernel", "stride")
+# bit widths of kind, h, cin, cout, mid, kernel, stride in the packed key (59 bits in all)
+_BITS = (3, 12, 12, 12, 13, 5, 2)
+_SHIFTS = tuple(int(sum(_BITS[i + 1:])) for i in range(len(_BITS)))
+
+
+@dataclass(frozen=True, order=True)
+class LayerConfig:
+    """One timed layer. ``h`` is the input side (output side for ``fuse`` and ``add``)."""
+
+    kind: str
+    h: int
+    cin: int
+    cout: int
+    mid: int = 0
+    kernel: int = 0
+    stride: int = 1
+
+    @property
+    def key(self) -> str:
+        """Readable key, unique per configuration (the CSV's ``key`` column)."""
+        return f"{self.kind}:h{self.h}:c{self.cin}-{self.cout}:m{self.mid}:k{self.kernel}:s{self.stride}"
+
+    def as_ints(self) -> tuple[int, ...]:
+        return (KINDS.index(self.kind), self.h, self.cin, self.cout, self.mid, self.kernel, self.stride)
+
+    @classmethod
+    def from_ints(cls, values) -> "LayerConfig":
+        kind, *rest = (int(v) for v in values)
+        return cls(KINDS[kind], *rest)
+
+    @property
+    def residual(self) -> bool:
+        return self.kind == "block" and self.stride == 1 and self.cin == self.cout
+
+
+def pack(fields: np.ndarray) -> np.ndarray:
+    """``[..., 7]`` int fields -> ``[...]`` int64 keys."""
+    f = np.asarray(fields, dtype=np.int64)
+    key = np.zeros(f.shape[:-1], dtype=np.int64)
+    for i, shift in enumerate(_SHIFTS):
+        key |= f[..., i] << shift
+    return key
+
+
+def unpack(keys: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack`."""
+    k = np.asarray(keys, dtype=np.int64)
+    return np.stack([(k >> s) & ((1 << b) - 1) for s, b in zip(_SHIFTS, _BITS)], axis=-1)
+
+
+def check_fits(config: LayerConfig) -> None:
+    for value, bits, name in zip(config.as_ints(), _BITS, ("kind",) + FIELDS):
+        if not 0 <= value < (1 << bits):
+            raise ValueError(f"layer field {name}={value} out of range for the table key (< {1 << bits})")
+
+
+@dataclass(frozen=True)
+class LayerSlot:
+    """One layer position across a batch: packed keys ``[N]`` and the active mask ``[N]``."""
+
+    name: str
+    kind: str
+    keys: np.ndarray
+    active: np.ndarray
+
+
+def _fields(kind: str, n: int, *values) -> np.ndarray:
+    cols = [np.full(n, KINDS.index(kind), dtype=np.int64)]
+    cols += [np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)) for v in values]
+    return np.stack(cols, axis=1)
+
+
+def layer_slots(a: ArchArrays, num_joints: int, stem_mid: int) -> Iterator[LayerSlot]:
+    """Every timed layer of the network in forward order, grouped from :func:`conv_slots`."""
+    n = len(a)
+    ones = np.ones(n, dtype=bool)
+    pending: dict[str, object] = {}
+    final_pair: list[np.ndarray] = []
+    for slot in conv_slots(a, num_joints, stem_mid):
+        parts = slot.name.split(".")
+        if parts[0] == "first":
+            pending[parts[1]] = slot
+            if parts[1] == "2":
+                c0 = pending["0"]
+                f = _fields("stem", n, c0.h_in, c0.cin, slot.cout, c0.cout, c0.kernel, c0.h_in // c0.h_out)
+                yield LayerSlot("stem", "stem", pack(f), ones)
+        elif parts[0] == "stage":
+            pending[parts[3]] = slot
+            if parts[3] == "point_conv":
+                inv, dw = pending["inv"], pending["depth_conv"]
+                active = np.broadcast_to(np.asarray(slot.active), (n,))
+                stride = np.where(active, dw.h_in // np.maximum(dw.h_out, 1), 0)
+                f = _fields("block", n, inv.h_in, inv.cin, slot.cout, inv.cout, dw.kernel, stride)
+                keys = np.where(active, pack(f), 0)
+                yield LayerSlot(".".join(parts[:3]), "block", keys, active.copy())
+        elif parts[0] in ("deconv_refined", "deconv_raw"):
+            f = _fields("deconv", n, slot.h_in, slot.cin, slot.cout, 0, slot.kernel, slot.h_out // slot.h_in)
+            yield LayerSlot(slot.name, "deconv", pack(f), ones)
+        elif parts[0] == "deconv_bnrelu":
+            yield LayerSlot(slot.name, "fuse", pack(_fields("fuse", n, slot.h_out, slot.cout, slot.cout, 0, 0, 1)), ones)
+        elif parts[0] in ("final_refined", "final_raw"):
+            if parts[-1] == "0":
+                pending["final_dw"] = slot
+                continue
+            dw = pending["final_dw"]
+            f = _fields("final", n, dw.h_in, dw.cin, slot.cout, 0, dw.kernel, 1)
+            yield LayerSlot(".".join(parts[:2]), "final", pack(f), ones)
+            final_pair.append(slot)
+            if parts[0] == "final_raw":
+                # the two final convs of an output are summed: one add at the output's shape
+                out = final_pair[-1]
+                f = _fields("add", n, out.h_out, out.cout, out.cout, 0, 0, 1)
+                yield LayerSlot(f"output_add.{parts[1]}", "add", pack(f), ones)
+
+
+def slot_keys(a: ArchArrays, num_joints: int, stem_mid: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(slot names, keys [N, L], active [N, L])`` of a batch."""
+    slots = list(layer_slots(a, num_joints, stem_mid))
+    names = [s.name for s in slots]
+    keys = np.stack([s.keys for s in slots], axis=1)
+    active = np.stack([s.active for s in slots], axis=1)
+    return names, keys, active
+
+
+def covering_encodings(space: SearchSpace) -> Iterator[np.ndarray]:
+    """Batches of encodings that together contain every layer configuration of ``space``.
+
+    A layer's configuration depends on the resolution, the widths around it and its own block's
+    (kernel, expansion), never on the depth or on other blocks' choices. So the full product of
+    the non-block dimensions at maximum depth, with every block of a stage set to the same
+    (kernel, expansion) pair, repeated for each pair, covers the space without enumerating it.
+    """
+    dims = space.dimensions
+    fixed = [i for i, d in enumerate(dims) if d.block < 0 and d.kind != "depth"]
+    depth_dims = [i for i, d in enumerate(dims) if d.kind == "depth"]
+    grids = np.meshgrid(*[np.arange(len(dims[i].choices)) for i in fixed], indexing="ij")
+    base = np.full((grids[0].size, len(dims)), INACTIVE, dtype=np.int64)
+    for i, g in zip(fixed, grids):
+        base[:, i] = g.ravel()
+    for s, i in enumerate(depth_dims):
+        base[:, i] = int(np.argmax(space.stages[s].depths))
+    pairs = [[(k, e) for k in range(len(st.kernels)) for e in range(len(st.expansions))] for st in space.stages]
+    for p in range(max(len(x) for x in pairs)):
+        enc = base.copy()
+        for i, d in enumerate(dims):
+            if d.block >= 0:
+                k, e = pairs[d.stage][p % len(pairs[d.stage])]
+                enc[:, i] = k if d.kind == "kernel" else e
+        for start in range(0, len(enc), 65536):
+            yield enc[start:start + 65536]
+
+
+def enumerate_layers(space: SearchSpace, num_joints: int) -> list[LayerConfig]:
+    """Every distinct layer configuration any architecture of ``space`` can contain, sorted."""
+    found: set[int] = set()
+    for enc in covering_encodings(space):
+        for slot in layer_slots(space.arrays(enc), num_joints, space.stem_mid_channels):
+            found.update(np.unique(slot.keys[slot.active]).tolist())
+    return [LayerConfig.from_ints(row) for row in unpack(np.array(sorted(found), dtype=np.int64))]
+
+
+def arch_layers(a: ArchArrays, num_joints: int, stem_mid: int, index: int = 0) -> list[tuple[str, LayerConfig]]:
+    """The (slot name, configuration) list of architecture ``index`` of a batch, in forward order."""
+    out = []
+    for slot in layer_slots(a, num_joints, stem_mid):
+        if slot.active[index]:
+            out.append((slot.name, LayerConfig.from_ints(unpack(slot.keys[index]))))
+    return out
+
+
+@dataclass(frozen=True)
+class SlotLookup:
+    """Fast path from encodings to layer keys: each slot's key read from a small dense array
+    indexed by the few encoded dimensions it depends on (no ``ArchArrays``, no ``conv_slots``).
+
+    The dependencies are found by probing (vary one dimension at a time around random
+    architectures) and the whole lookup is checked against :func:`slot_keys` before it is used.
+    """
+
+    names: tuple[str, ...]
+    supports: tuple[np.ndarray, ...]  # encoded dimensions per slot
+    strides: tuple[np.ndarray, ...]  # mixed-radix strides over (choice index + 1)
+    keys: tuple[np.ndarray, ...]  # dense packed keys per slot (0 where inactive)
+
+    def flat_indices(self, encoded: np.ndarray) -> list[np.ndarray]:
+        shifted = encoded + 1  # -1 (inactive) -> 0
+        return [shifted[:, s] @ st for s, st in zip(self.supports, self.strides)]
+
+
+def _keys_of(space: SearchSpace, enc: np.ndarray, num_joints: int) -> np.ndarray:
+    _, keys, active = slot_keys(space.arrays(enc), num_joints, space.stem_mid_channels)
+    return np.where(active, keys, 0)
+
+
+def build_slot_lookup(space: SearchSpace, num_joints: int, probes: int = 12, check: int = 3000,
+                      seed: int = 0) -> SlotLookup | None:
+    """The :class:`SlotLookup` of ``space``, or None when the check against the slow path fails."""
+    rng = np.random.default_rng(seed)
+    dims = space.dimensions
+    names, _, _ = slot_keys(space.arrays(space.sample_encoded(rng, 1)), num_joints, space.stem_mid_channels)
+    base = space.sample_encoded(rng, probes)
+    # half the probes at maximum depth, so every block slot is active in some probe
+    for s, st in enumerate(space.stages):
+        d = [i for i, dim in enumerate(dims) if dim.kind == "depth" and dim.stage == s][0]
+        base[: probes // 2, d] = int(np.argmax(st.depths))
+    base = space.canonicalize(base, rng)
+    base_keys = _keys_of(space, base, num_joints)
+    variants, owners = [], []
+    for d, dim in enumerate(dims):
+        for c in range(len(dim.choices)):
+            v = base.copy()
+            v[:, d] = c
+            variants.append(space.canonicalize(v, rng))
+            owners.append(d)
+    var_keys = _keys_of(space, np.concatenate(variants), num_joints).reshape(len(variants), probes, -1)
+    changed = (var_keys != base_keys[None]).any(axis=1)  # [variants, slots]
+    depends = np.zeros((len(dims), len(names)), dtype=bool)
+    np.logical_or.at(depends, np.array(owners), changed)
+    sizes = space.choice_counts() + 1
+    supports, strides, tables = [], [], []
+    for j in range(len(names)):
+        sup = np.nonzero(depends[:, j])[0]
+        radix = sizes[sup]
+        st = np.ones(len(sup), dtype=np.int64)
+        for i in range(len(sup) - 2, -1, -1):
+            st[i] = st[i + 1] * radix[i + 1]
+        total = int(np.prod(radix)) if len(sup) else 1
+        combos = np.stack(np.unravel_index(np.arange(total), tuple(radix)), axis=1) - 1 if len(sup) else np.zeros((1, 0), int)
+        enc = np.repeat(base[:1], total, axis=0)
+        enc[:, sup] = combos
+        keys = np.zeros(total, dtype=np.int64)
+        # combinations that no canonical encoding has (a choice past the depth) are never read
+        valid = np.ones(total, dtype=bool)
+        for i, d in enumerate(sup):
+            if dims[d].block < 0:
+                valid &= combos[:, i] >= 0
+        if valid.any():
+            keys[valid] = _keys_of(space, enc[valid], num_joints)[:, j]
+        supports.append(sup)
+        strides.append(st)
+        tables.append(keys)
+    lookup = SlotLookup(tuple(names), tuple(supports), tuple(strides), tuple(tables))
+    sample = space.sample_encoded(rng, check)
+    fast = np.stack([t[f] for t, f in zip(lookup.keys, lookup.flat_indices(sample))], axis=1)
+    return lookup if np.array_equal(fast, _keys_of(space, sample, num_joints)) else None

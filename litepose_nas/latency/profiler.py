@@ -1,0 +1,316 @@
+"""Profile every layer configuration of a search space on this machine into a latency table.
+
+Steps: time the runtime's per-call overhead; time each distinct layer (warm-up + repeats, median
+and p90); time a few whole networks end to end and fit the table's ``scale`` / ``offset_ms``
+correction on them. Every result is appended to ``NAME.partial.jsonl`` as soon as it exists, so a
+killed run resumes where it stopped; the final ``NAME.csv`` + ``NAME.json`` are written
+atomically at the end and the partial file is removed.
+
+Shared machines: each timed call also measures the CPU time the process got. onnxruntime's
+threads spin while they wait, so an uncontended call gets ~all the CPU of its threads; a call that
+got less than ``min_cpu_share`` of it was preempted by another process and its sample is dropped.
+Timing continues until enough clean samples exist (or ``max_wait_s`` passes, then the fastest
+samples are kept and the layer is counted as contended in the header).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError, TableError
+from ..space.arch import Arch
+from ..space.search_space import SearchSpace
+from .layers import LayerConfig, arch_layers, enumerate_layers
+from .runners import Timing, TimingPolicy, host_description, make_runner
+from .table import LatencyTable
+
+@dataclass
+class ProfileSettings:
+    device_name: str
+    threads: int = 2
+    runtime: str = "onnxruntime"
+    num_joints: int = 17
+    quick: bool = False
+    calibration_nets: int = 8
+    seed: int = 0
+    policy: TimingPolicy = field(default_factory=TimingPolicy)
+    net_policy: TimingPolicy = field(default_factory=lambda: TimingPolicy(warmup=3, min_repeats=7, max_repeats=30, budget_s=1.5))
+
+    def identity(self, space: SearchSpace) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one."""
+        return {"device": self.device_name, "threads": self.threads, "runtime": self.runtime,
+                "num_joints": self.num_joints, "quick": self.quick, "space": space.name,
+                "space_digest": space_digest(space), "seed": self.seed, "calibration_nets": self.calibration_nets}
+
+
+def space_digest(space: SearchSpace) -> str:
+    return hashlib.sha256(json.dumps(space.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _stats(timing: Timing, overhead: float) -> dict[str, float]:
+    arr = np.asarray(timing.samples)
+    return {"median": max(float(np.median(arr)) - overhead, 0.0),
+            "p90": max(float(np.percentile(arr, 90)) - overhead, 0.0), "samples": len(arr),
+            "clean": timing.clean, "total": timing.total}
+
+
+def quick_archs(space: SearchSpace, seed: int, n: int = 6) -> list[Arch]:
+    return [space.smallest(), space.largest()] + list(space.decode(space.sample_encoded(seed + 1, n)))
+
+
+def calibration_archs(space: SearchSpace, n: int, seed: int) -> list[Arch]:
+    """Networks timed end to end to fit the correction: the extremes and random ones."""
+    archs = [space.smallest(), space.largest()]
+    if n > 2:
+        archs += list(space.decode(space.sample_encoded(np.random.default_rng([seed, 7]), n - 2)))
+    return archs[:max(n, 1)]
+
+
+def guarded(policy: TimingPolicy, runner, detect_contention: bool) -> TimingPolicy:
+    """``policy`` with the runner's clean-sample CPU-share threshold (or none)."""
+    return replace(policy, min_cpu_share=runner.cpu_share_threshold if detect_contention else 0.0)
+
+
+def fit_correction(sums: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Least-squares ``measured ~ scale * sum + offset`` (relative errors weighted equally)."""
+    sums, measured = np.asarray(sums, float), np.asarray(measured, float)
+    if len(sums) >= 3 and np.ptp(sums) > 0:
+        w = 1.0 / measured
+        A = np.stack([sums * w, w], axis=1)
+        scale, offset = np.linalg.lstsq(A, measured * w, rcond=None)[0]
+        if scale <= 0:
+            scale, offset = float(np.sum(measured * sums) / np.sum(sums * sums)), 0.0
+    elif len(sums):
+        scale, offset = float(np.median(measured / sums)), 0.0
+    else:
+        scale, offset = 1.0, 0.0
+    pred = scale * sums + offset
+    mape = float(np.mean(np.abs(pred - measured) / measured) * 100) if len(sums) else float("nan")
+    return {"scale": float(scale), "offset_ms": float(offset), "fitted_on": int(len(sums)), "fit_mape_pct": mape}
+
+
+class _Partial:
+    """The append-only progress file of a run."""
+
+    def __init__(self, path: Path, identity: dict[str, Any]) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        if path.exists():
+            lines = path.read_text().splitlines()
+            parsed = []
+            for line in lines:
+                try:
+                    parsed.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by the kill: drop it and what follows
+            if not parsed or parsed[0].get("type") != "settings":
+                raise TableError(f"{path}: not a profiler progress file; delete it to start again")
+            if parsed[0]["identity"] != identity:
+                diff = sorted(k for k in identity if parsed[0]["identity"].get(k) != identity[k])
+                raise TableError(
+                    f"{path}: an interrupted run with other settings ({', '.join(diff)}) is here; "
+                    f"resume it with the same options or delete the file"
+                )
+            self.records = parsed[1:]
+            # rewrite without a possibly truncated last line
+            path.write_text("".join(json.dumps(r) + "\n" for r in parsed))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"type": "settings", "identity": identity}) + "\n")
+        self._fh = open(path, "a")
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.records.append(record)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("type") == kind]
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def profile_space(
+    space: SearchSpace,
+    out: str | os.PathLike,
+    settings: ProfileSettings,
+    progress: bool = True,
+    callback: Callable[[int, int], None] | None = None,
+    detect_contention: bool = True,
+) -> LatencyTable:
+    """Profile ``space`` into ``out`` (``NAME.csv`` + ``NAME.json``); resumes an interrupted run.
+
+    ``callback(done, total)`` is called after each timed item (tests use it to interrupt).
+    """
+    from tqdm import tqdm
+
+    if settings.threads <= 0:
+        raise InputError(f"--threads must be positive, got {settings.threads}")
+    out = Path(out).with_suffix(".csv")
+    runner = make_runner(settings.runtime, settings.threads)
+    started = time.perf_counter()
+    stem_mid = space.stem_mid_channels
+
+    if settings.quick:
+        qa = quick_archs(space, settings.seed)
+        qarrays = space.arrays(space.encode(qa))
+        layers = sorted({cfg for i in range(len(qa)) for _, cfg in arch_layers(qarrays, settings.num_joints, stem_mid, i)})
+        nets = qa[:3]
+    else:
+        layers = enumerate_layers(space, settings.num_joints)
+        nets = calibration_archs(space, settings.calibration_nets, settings.seed)
+
+    partial = _Partial(out.with_name(out.stem + ".partial.jsonl"), settings.identity(space))
+    try:
+        done_layers = {r["key"]: r for r in partial.of_type("layer")}
+        done_nets = partial.of_type("net")
+        overhead_rec = partial.of_type("overhead")
+        # profiling time accumulates over interrupted sessions
+        base_s = max([r.get("elapsed_s", 0.0) for r in partial.records] + [0.0])
+        total = len(layers) + len(nets)
+        layer_policy = guarded(settings.policy, runner, detect_contention)
+        net_policy = guarded(settings.net_policy, runner, detect_contention)
+        bar = tqdm(total=total, disable=not progress, unit="item", desc=f"profile {space.name}", dynamic_ncols=True)
+        bar.update(len(done_layers) + len(done_nets))
+        done = len(done_layers) + len(done_nets)
+
+        if overhead_rec:
+            overhead = overhead_rec[0]["ms"]
+        else:
+            timing = runner.call_overhead(guarded(TimingPolicy(warmup=5, min_repeats=50, max_repeats=200, budget_s=0.2),
+                                                  runner, detect_contention))
+            overhead = float(np.median(timing.samples))
+            partial.append({"type": "overhead", "ms": overhead})
+
+        def advance() -> None:
+            nonlocal done
+            done += 1
+            bar.update(1)
+            if callback is not None:
+                callback(done, total)
+
+        for cfg in layers:
+            if cfg.key in done_layers:
+                continue
+            st = _stats(runner.time_layer(cfg, layer_policy), overhead)
+            partial.append({"type": "layer", "key": cfg.key, "fields": list(cfg.as_ints()), **st,
+                            "elapsed_s": base_s + time.perf_counter() - started})
+            if st["clean"] < st["samples"]:
+                bar.set_postfix_str(f"contended: {cfg.key}")
+            advance()
+
+        for k, arch in enumerate(nets):
+            if k < len(done_nets):
+                continue
+            timing = runner.time_network(arch, settings.num_joints, stem_mid, net_policy)
+            partial.append({"type": "net", "arch": arch.to_dict(), "median": float(np.median(timing.samples)),
+                            "p90": float(np.percentile(timing.samples, 90)), "samples": len(timing.samples),
+                            "clean": timing.clean, "total": timing.total,
+                            "elapsed_s": base_s + time.perf_counter() - started})
+            advance()
+        bar.close()
+
+        rows = {r["key"]: r for r in partial.of_type("layer")}
+        configs = [LayerConfig.from_ints(rows[c.key]["fields"]) for c in layers]
+        elapsed = base_s + time.perf_counter() - started
+        header = {
+            "format_version": 1,
+            "name": out.stem,
+            "device": settings.device_name,
+            "runtime": runner.name,
+            "runtime_version": runner.version,
+            "threads": settings.threads,
+            "precision": "fp32",
+            "batch": 1,
+            "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "space": space.name,
+            "space_digest": space_digest(space),
+            "stem_mid_channels": stem_mid,
+            "num_joints": settings.num_joints,
+            "complete": not settings.quick,
+            "provenance": {
+                "kind": "measured",
+                "details": (f"profiled on this device ({host_description()}, {platform.system()}) with "
+                            f"litepose-nas profile, {runner.name} {runner.version}, {settings.threads} threads"
+                            + (", --quick subset" if settings.quick else "")),
+            },
+            "call_overhead_ms": overhead,
+            "timing": {"statistic": "median of repeats minus call_overhead_ms", **asdict(settings.policy),
+                       "network": asdict(settings.net_policy)},
+            "contention": contention_summary(partial.of_type("layer"), partial.of_type("net"),
+                                             layer_policy.min_cpu_share, detect_contention),
+            "profile_seconds": round(elapsed, 1),
+            "scheduling": scheduling_note(),
+        }
+        table = LatencyTable(header | {"correction": {"scale": 1.0, "offset_ms": 0.0}}, configs,
+                             [rows[c.key]["median"] for c in layers], [rows[c.key]["p90"] for c in layers],
+                             [rows[c.key]["samples"] for c in layers])
+        net_recs = partial.of_type("net")
+        sums = table.layer_sums([Arch.from_dict(r["arch"]) for r in net_recs])
+        measured = np.array([r["median"] for r in net_recs])
+        table.header["correction"] = fit_correction(sums, measured) | {
+            "networks": [{"img_size": r["arch"]["img_size"], "layer_sum_ms": float(s), "measured_ms": r["median"]}
+                         for r, s in zip(net_recs, sums)],
+        }
+        table.save(out)
+    except BaseException:
+        partial.close()
+        raise
+    partial.close()
+    partial.path.unlink()
+    return table
+
+
+def contention_summary(layer_recs: list[dict[str, Any]], net_recs: list[dict[str, Any]], threshold: float,
+                       enabled: bool) -> dict[str, Any]:
+    """How much of the timing had to be thrown away because other processes took the cores."""
+    def share(recs):
+        total = sum(r.get("total", r["samples"]) for r in recs)
+        return round(sum(r.get("clean", r["samples"]) for r in recs) / total, 4) if total else None
+
+    return {
+        "detection": "cpu-share per sample" if enabled else "off",
+        "min_cpu_share": threshold,
+        "clean_sample_share_layers": share(layer_recs),
+        "clean_sample_share_networks": share(net_recs),
+        # items that never got enough clean samples: their figures are the fastest samples seen
+        "contended_layers": sum(1 for r in layer_recs if r.get("clean", r["samples"]) < r["samples"]),
+        "contended_networks": sum(1 for r in net_recs if r.get("clean", r["samples"]) < r["samples"]),
+    }
+
+
+def scheduling_note() -> str:
+    """The process's nice value (and Linux autogroup), recorded because it changes timings on a shared host."""
+    note = f"nice {os.nice(0)}"
+    try:
+        note += f", {Path('/proc/self/autogroup').read_text().strip()}"
+    except OSError:
+        pass
+    return note
+
+
+def check_out_path(out: str | os.PathLike) -> Path:
+    path = Path(out)
+    if path.suffix not in ("", ".csv"):
+        raise InputError(f"--out {out}: expected a .csv path (the header goes beside it as .json)")
+    if path.is_dir():
+        raise InputError(f"--out {out}: is a folder, expected NAME.csv")
+    return path.with_suffix(".csv")
+
+
+def elapsed_note(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+__all__ = ["ProfileSettings", "profile_space", "fit_correction", "calibration_archs", "guarded", "contention_summary"]
