@@ -1,0 +1,156 @@
+"""Does weight sharing learn? A time-boxed supernet run against a static net trained alone.
+
+    python benchmarks/learning_run.py --out runs/learning --minutes 15
+    python benchmarks/learning_run.py --out runs/learning --minutes 15 --space litepose-elastic \\
+        --resolution 128 --images 800 --json runs/learning/result.json
+
+1. Generates the synthetic ``easy`` COCO-layout set (``litepose-nas data synth``) unless present.
+2. Calibrates: a 4-step run of each job measures seconds per step, so the lr schedule (x0.1 at
+   70% and 96% of the steps) is laid over the time budget.
+3. Trains the supernet (``litepose-nas train-supernet``: sandwich rule, in-place distillation) and
+   the space's smallest architecture alone (``litepose-nas train``), each for ``--minutes`` of
+   wall time (``--time-limit``), one after the other by default, or side by side with
+   ``--parallel`` (then each gets one thread, and both suffer the same machine load).
+4. Reports AP on the held-out val images: the supernet's largest and smallest subnets (each
+   extracted and BN-recalibrated) and the static smallest network.
+
+All commands are printed, so each step can be rerun by hand. Wall time on a shared machine
+depends on what else runs: the script records the load average before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "litepose_nas.cli", *map(str, args)]
+
+
+def _run(cmd: list[str], env: dict | None = None, quiet: bool = False) -> subprocess.CompletedProcess:
+    print("$", " ".join(cmd[2:] if cmd[1:3] == ["-m", "litepose_nas.cli"] else cmd), flush=True)
+    proc = subprocess.run(cmd, env=env, text=True, capture_output=quiet)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr or "")
+        raise SystemExit(f"command failed with status {proc.returncode}")
+    return proc
+
+
+def _seconds_per_step(run_dir: Path, batch: int) -> float:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    speeds = [r["images_per_s"] for r in rows if "images_per_s" in r][1:]  # the first step warms up
+    return batch / statistics.median(speeds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/learning")
+    p.add_argument("--data", default=None, help="existing dataset folder (default: OUT/data, generated)")
+    p.add_argument("--images", type=int, default=800, help="synthetic images (10%% become val)")
+    p.add_argument("--space", default="litepose-elastic")
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=4e-3)
+    p.add_argument("--minutes", type=float, default=15.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--val-images", type=int, default=80)
+    p.add_argument("--ae-weight", type=float, default=1e-3, help="push and pull factors (original: 0.001)")
+    p.add_argument("--parallel", action="store_true", help="run both jobs at once, one thread each")
+    p.add_argument("--skip-static", action="store_true")
+    p.add_argument("--json", dest="json_out", default=None)
+    args = p.parse_args(argv)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data) if args.data else out / "data"
+    if not data.exists():
+        _run(_cli("data", "synth", "--out", data, "--images", args.images, "--layout", "coco", "--preset", "easy",
+                  "--seed", "0", "--quiet"))
+    from litepose_nas.space import SearchSpace
+
+    space = SearchSpace.from_yaml(args.space)
+    smallest = out / "smallest.json"
+    space.smallest().to_json(smallest)
+    threads = 1 if args.parallel else args.threads
+    common = ["--data", data, "--dataset", "coco", "--resolutions", args.resolution, "--batch-size", args.batch_size,
+              "--lr", args.lr, "--threads", threads, "--workers", args.workers, "--val-images", args.val_images,
+              "--push-weight", args.ae_weight, "--pull-weight", args.ae_weight, "--log-every", "1", "--quiet"]
+    jobs = {"supernet": ["train-supernet", "--space", args.space], "static": ["train", "--arch", smallest]}
+    if args.skip_static:
+        del jobs["static"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+
+    # 1. calibration: seconds per step of each job on this machine, now
+    per_step = {}
+    for name, head in jobs.items():
+        cal = out / f"calibrate-{name}"
+        if cal.exists():
+            import shutil
+
+            shutil.rmtree(cal)
+        _run(_cli(*head, *common, "--out", cal, "--steps", "4", "--val-every", "-1"), env)
+        per_step[name] = _seconds_per_step(cal, args.batch_size)
+    budget = args.minutes * 60.0
+    steps = {name: max(10, int(budget / s)) for name, s in per_step.items()}
+    print("seconds per step:", {k: round(v, 3) for k, v in per_step.items()}, "-> steps:", steps, flush=True)
+
+    # 2. the time-boxed runs (validation and weights are written after the limit)
+    load_before = os.getloadavg()
+    cmds = {name: _cli(*head, *common, "--out", out / name, "--steps", steps[name], "--time-limit", args.minutes,
+                       "--checkpoint-every", "100", "--json")
+            for name, head in jobs.items()}
+    for name in jobs:
+        if (out / name).exists():
+            raise SystemExit(f"{out / name} exists: remove it or choose another --out")
+    t0 = time.time()
+    results = {}
+    if args.parallel:
+        procs = {}
+        for name, cmd in cmds.items():
+            print("$", " ".join(map(str, cmd[2:])), flush=True)
+            procs[name] = subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE)
+        for name, proc in procs.items():
+            stdout, _ = proc.communicate()
+            if proc.returncode:
+                raise SystemExit(f"{name} failed with status {proc.returncode}")
+            results[name] = json.loads(stdout)
+    else:
+        for name, cmd in cmds.items():
+            results[name] = json.loads(_run(cmd, env, quiet=True).stdout)
+    wall = time.time() - t0
+    load_after = os.getloadavg()
+
+    report = {
+        "space": args.space, "resolution": args.resolution, "batch_size": args.batch_size, "lr": args.lr,
+        "minutes": args.minutes, "ae_weight": args.ae_weight, "threads_per_job": threads, "parallel": args.parallel, "data": str(data),
+        "train_images": args.images - max(1, round(args.images * 0.1)), "val_images": args.val_images,
+        "seconds_per_step": per_step, "planned_steps": steps, "wall_s": round(wall, 1),
+        "load_average_before": load_before, "load_average_after": load_after,
+        "supernet": results["supernet"], "static": results.get("static"),
+    }
+    v = results["supernet"]["validation"]
+    rows = [("supernet: largest subnet", results["supernet"]["steps"], v["largest"]),
+            ("supernet: smallest subnet (BN recalibrated)", results["supernet"]["steps"], v["smallest"])]
+    if "static" in results:
+        rows.append(("static smallest, trained alone", results["static"]["steps"], results["static"]["validation"]["model"]))
+    print(f"\n{args.space} @ {args.resolution} px, {args.minutes:g} min each, batch {args.batch_size}, lr {args.lr:g}, "
+          f"{threads} thread(s) per job; load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
+    print(f"{'network':46} {'steps':>6} {'AP':>6} {'AP50':>6}")
+    for name, n, m in rows:
+        print(f"{name:46} {n:>6} {m['AP']:>6.3f} {m['AP50']:>6.3f}")
+    if args.json_out:
+        from litepose_nas.io import write_json_atomic
+
+        write_json_atomic(args.json_out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

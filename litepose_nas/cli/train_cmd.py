@@ -1,0 +1,221 @@
+"""``litepose-nas train-supernet`` and ``litepose-nas train``.
+
+Both run alone or under ``torchrun --nproc_per_node N`` (DistributedDataParallel); the batch size
+is per process.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+from .common import quiet_option, space_option
+
+# CLI option name -> TrainConfig field (the options that are hyper-parameters of the run)
+_FIELDS = {
+    "dataset": "dataset", "train_split": "train_split", "val_split": "val_split", "resolutions": "resolutions",
+    "steps": "steps", "batch_size": "batch_size", "micro_batches": "micro_batches", "optimizer": "optimizer",
+    "lr": "lr", "weight_decay": "weight_decay", "schedule": "schedule", "warmup_steps": "warmup_steps",
+    "grad_clip": "grad_clip", "num_random": "num_random", "distill_weight": "distill_weight", "seed": "seed",
+    "workers": "num_workers", "memory_format": "memory_format", "amp": "amp", "checkpoint_every": "checkpoint_every",
+    "log_every": "log_every", "val_every": "val_every", "val_images": "val_images", "val_resolution": "val_resolution",
+    "init_from": "init_from", "sigma": "sigma", "push_weight": "push_weight", "pull_weight": "pull_weight",
+}
+# may differ on --resume: the length of the run (the schedule is defined over it)
+_RESUME_FREE = {"steps"}
+
+
+def _resolutions(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()
+    from ..errors import InputError
+
+    try:
+        sizes = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise InputError(f"--resolutions {value!r}: expected comma-separated integers, e.g. 128,160") from None
+    if not sizes or any(s <= 0 or s % 32 for s in sizes):
+        raise InputError(f"--resolutions {value!r}: every size must be a positive multiple of 32 (e.g. 128,160,192,256)")
+    return sizes
+
+
+def _common_options(f: Callable) -> Callable:
+    from ..train.config import AMP_MODES, MEMORY_FORMATS, OPTIMIZERS, SCHEDULES, TrainConfig
+
+    d = TrainConfig()
+    options = [
+        click.option("--data", "data", required=True, type=click.Path(file_okay=False),
+                     help="Dataset folder in the COCO or CrowdPose layout (e.g. from `litepose-nas data synth`)."),
+        click.option("--dataset", type=click.Choice(["coco", "crowdpose"]), default="coco", show_default=True),
+        click.option("--train-split", default=d.train_split, show_default=True),
+        click.option("--val-split", default=d.val_split, show_default=True),
+        click.option("--resolutions", callback=_resolutions, default=None,
+                     help="Input sizes sampled per step, e.g. 128,160 on a CPU [default: the space's / the arch's]."),
+        click.option("--steps", type=click.IntRange(min=1), default=d.steps, show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), default=d.batch_size, show_default=True,
+                     help="Images per process and step (global batch = this x processes)."),
+        click.option("--micro-batches", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Split each batch into chunks with accumulated gradients (less memory, same result)."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=d.optimizer, show_default=True),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Learning rate [default: 4e-3; `train` from a supernet: 1e-3]."),
+        click.option("--weight-decay", type=click.FloatRange(min=0), default=d.weight_decay, show_default=True),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default=d.schedule, show_default=True,
+                     help="step: x0.1 at 70% and 96% of the steps (the original's epochs 350 / 480 of 500)."),
+        click.option("--warmup-steps", type=click.IntRange(min=0), default=d.warmup_steps, show_default=True),
+        click.option("--grad-clip", type=click.FloatRange(min=0), default=d.grad_clip, show_default=True,
+                     help="Max gradient norm (0: off)."),
+        click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=d.sigma, show_default=True),
+        click.option("--push-weight", type=click.FloatRange(min=0), default=d.push_weight, show_default=True,
+                     help="Associative-embedding push factor (original: 0.001)."),
+        click.option("--pull-weight", type=click.FloatRange(min=0), default=d.pull_weight, show_default=True,
+                     help="Associative-embedding pull factor (original: 0.001)."),
+        click.option("--seed", type=int, default=d.seed, show_default=True),
+        click.option("--workers", type=click.IntRange(min=0), default=d.num_workers, show_default=True,
+                     help="Data-loader worker processes."),
+        click.option("--memory-format", type=click.Choice(MEMORY_FORMATS), default=d.memory_format, show_default=True),
+        click.option("--amp", type=click.Choice(AMP_MODES), default=d.amp, show_default=True,
+                     help="Mixed precision (CUDA only; 'auto' = on when training on a GPU)."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process."),
+        click.option("--checkpoint-every", type=click.IntRange(min=1), default=d.checkpoint_every, show_default=True),
+        click.option("--log-every", type=click.IntRange(min=1), default=d.log_every, show_default=True),
+        click.option("--val-every", type=int, default=d.val_every, show_default=True,
+                     help="Validate every N steps (0: at the end only; -1: never)."),
+        click.option("--val-images", type=click.IntRange(min=0), default=d.val_images, show_default=True,
+                     help="Validation images (the first N of the split; 0: all)."),
+        click.option("--val-resolution", type=click.IntRange(min=0), default=0,
+                     help="Validation input size [default: the largest training size]."),
+        click.option("--time-limit", type=click.FloatRange(min=0), default=0.0,
+                     help="Stop after this many minutes (checkpoint, validation and weights are written; resumable)."),
+        click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Run folder."),
+        click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its checkpoint stopped."),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object."),
+        quiet_option,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _build_config(ctx: click.Context, kind: str, params: dict[str, Any], extra: dict[str, Any]):
+    from ..train.config import default_config
+
+    values = {field: params[name] for name, field in _FIELDS.items() if name in params and params[name] is not None}
+    values["resolutions"] = params["resolutions"] or ()
+    values["data"] = params["data"]
+    values.update(extra)
+    return default_config(kind, **values)
+
+
+def _check_resume(ctx: click.Context, params: dict[str, Any], out: str) -> None:
+    """On --resume the checkpoint's hyper-parameters rule: refuse explicit options that differ."""
+    from pathlib import Path
+
+    from ..checkpoints import read_checkpoint
+    from ..errors import InputError
+    from ..train.config import TrainConfig
+    from ..train.trainer import CHECKPOINT_NAME
+
+    path = Path(out) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise InputError(f"--resume: {path} not found (no run to continue in {out})")
+    saved = read_checkpoint(path)
+    if not isinstance(saved, dict) or "config" not in saved:
+        return  # the trainer reports the malformed checkpoint
+    cfg = TrainConfig.from_dict(saved["config"], source=f"{path} config")
+    for name, field in _FIELDS.items():
+        if name in _RESUME_FREE or name not in params:
+            continue
+        source = ctx.get_parameter_source(name)
+        if source is None or source.name != "COMMANDLINE":
+            continue
+        given = params[name]
+        have = getattr(cfg, field)
+        if isinstance(have, tuple):
+            given = tuple(given or ())
+        if given != have:
+            raise InputError(
+                f"--resume: --{name.replace('_', '-')} {given!r} differs from the run's {have!r} "
+                f"({path}); a resumed run keeps its settings (only --steps, --data and run options may change)"
+            )
+
+
+def _run(ctx: click.Context, config, params: dict[str, Any], out: str) -> None:
+    import torch
+
+    from ..train.trainer import Trainer
+
+    if params["threads"]:
+        torch.set_num_threads(params["threads"])
+    if params["resume"]:
+        _check_resume(ctx, params, out)
+    steps_given = ctx.get_parameter_source("steps").name == "COMMANDLINE"
+    trainer = Trainer(config, out, resume=params["resume"], quiet=params["quiet"], device=params["device"],
+                      data=params["data"], steps=params["steps"] if steps_given or not params["resume"] else None,
+                      time_limit_s=params["time_limit"] * 60.0)
+    result = trainer.run()
+    if not trainer.info.is_main:
+        return
+    from ..train.distributed import shutdown
+
+    shutdown(trainer.info)
+    summary = {
+        "out": str(result.out_dir),
+        "steps": result.step,
+        "stopped_early": result.stopped_early,
+        "weights": str(result.weights) if result.weights else None,
+        "validation": result.validation,
+    }
+    if params["as_json"]:
+        from .common import echo_json
+
+        echo_json(summary)
+        return
+    if params["quiet"]:
+        return
+    click.echo(f"trained {result.step} steps{' (time limit reached)' if result.stopped_early else ''}; "
+               f"weights: {summary['weights']}")
+    if result.validation:
+        from .common import format_table
+
+        rows = [[name, f"{m.get('AP', float('nan')):.3f}", f"{m.get('AP50', float('nan')):.3f}", m.get("images", "")]
+                for name, m in result.validation.items() if isinstance(m, dict)]
+        click.echo(format_table(rows, ["subnet", "AP", "AP50", "images"]))
+
+
+@click.command("train-supernet")
+@space_option
+@click.option("--num-random", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Random subnets per step besides the largest and the smallest (sandwich rule).")
+@click.option("--distill-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of in-place distillation (smaller subnets fit the largest subnet's heatmaps).")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Initial weights: a supernet checkpoint (ours or the original's) or a static net of the largest arch.")
+@_common_options
+@click.pass_context
+def train_supernet(ctx: click.Context, space_path: str, **params: Any) -> None:
+    """Train a weight-sharing supernet with the sandwich rule and in-place distillation."""
+    from .common import load_space
+
+    out = params["out"] or "runs/supernet"
+    # on --resume the checkpoint's config (space included) replaces this one
+    config = _build_config(ctx, "supernet", params, {"space": load_space(space_path).to_dict()})
+    _run(ctx, config, params, out)
+
+
+@click.command("train")
+@click.option("--arch", "arch_path", required=True, type=click.Path(dir_okay=False),
+              help="Architecture JSON (the original repo's format).")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Initial weights: a supernet (the subnet is extracted) or a static checkpoint of this arch.")
+@_common_options
+@click.pass_context
+def train_subnet(ctx: click.Context, arch_path: str, **params: Any) -> None:
+    """Train (or fine-tune from a supernet) one static subnet."""
+    from ..space import Arch
+
+    out = params["out"] or "runs/subnet"
+    arch = Arch.from_json(arch_path)
+    config = _build_config(ctx, "subnet", params, {"arch": arch.to_dict()})
+    _run(ctx, config, params, out)

@@ -1,0 +1,192 @@
+"""Hyper-parameters of a training run, with the original Lite Pose recipe as defaults.
+
+The original (mit-han-lab/litepose, ``experiments/crowd_pose/mobilenet/{supermobile,mobile}.yaml``)
+trains with Adam at lr 4e-3, 16 images per GPU, sigma 2, heatmap loss weight 1.0 at both scales
+and push / pull factors 0.001, and steps the lr down by 10x at 70% and 96% of training (epochs
+350 and 480 of 500). Its weight decay of 1e-4 is configured but never reaches the optimiser; here
+it is applied, as an L2 term on conv / linear weights only (not on BN affine parameters or biases).
+
+A :class:`TrainConfig` is saved in every checkpoint and is the authority when a run resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+
+KINDS = ("supernet", "subnet")
+DATASETS = ("coco", "crowdpose")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("step", "cosine", "constant")
+MEMORY_FORMATS = ("channels_last", "channels_first")
+AMP_MODES = ("auto", "on", "off")
+
+SUPERNET_LR = 4e-3
+# The original trains subnets from scratch at 4e-3 as well; starting from supernet weights is a
+# fine-tuning, where a 4x smaller step keeps what the supernet learnt.
+SUBNET_FINETUNE_LR = 1e-3
+
+# Chosen by measurement (benchmarks/bench_train.py, docs/training.md): on CPU channels-last was faster
+# in every case measured (the 7x7 depthwise backward is up to 20x faster). Not measured on CUDA here;
+# channels-last is also the layout tensor-core convolutions prefer under AMP.
+DEFAULT_MEMORY_FORMAT = "channels_last"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run (paths excepted: ``data`` may move between machines)."""
+
+    kind: str = "supernet"
+    dataset: str = "coco"
+    data: str = ""
+    space: dict[str, Any] | None = None  # the search space (SearchSpace.to_dict) of a supernet run
+    arch: dict[str, Any] | None = None  # the architecture (Arch.to_dict) of a subnet run
+    train_split: str = "train"
+    val_split: str = "val"
+    # input sizes sampled per step; empty: the space's resolutions (supernet) or the arch's img_size
+    resolutions: tuple[int, ...] = ()
+    steps: int = 1000
+    batch_size: int = 16  # per process (global batch = batch_size x world size)
+    micro_batches: int = 1  # split each process's batch into chunks, gradients accumulated
+    optimizer: str = "adam"
+    lr: float = SUPERNET_LR
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-4
+    schedule: str = "step"
+    milestones: tuple[float, ...] = (0.7, 0.96)  # fractions of ``steps`` (original: 350 and 480 of 500)
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    # loss: the original's weights
+    sigma: float = 2.0
+    max_people: int = 30
+    heatmap_weights: tuple[float, float] = (1.0, 1.0)
+    push_weight: float = 1e-3
+    pull_weight: float = 1e-3
+    # sandwich rule and in-place distillation (supernet only)
+    num_random: int = 2
+    distill_weight: float = 1.0
+    # mechanics
+    seed: int = 0
+    num_workers: int = 2
+    memory_format: str = DEFAULT_MEMORY_FORMAT
+    amp: str = "auto"  # mixed precision: on CUDA only ('auto'), never on CPU
+    checkpoint_every: int = 200
+    log_every: int = 10
+    val_every: int = 0  # 0: validate at the end only; negative: never
+    val_images: int = 50
+    val_resolution: int = 0  # 0: the largest training resolution
+    recal_batches: int = 8  # BN recalibration batches before each subnet validation
+    init_from: str = ""
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`InputError` naming the first bad field and its allowed values."""
+
+        def choice(name: str, allowed: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in allowed:
+                raise InputError(f"training config: {name} {value!r} not allowed (allowed: {', '.join(allowed)})")
+
+        def positive(name: str, allow_zero: bool = False) -> None:
+            value = getattr(self, name)
+            if value < 0 or (value == 0 and not allow_zero):
+                raise InputError(f"training config: {name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+        choice("kind", KINDS)
+        choice("dataset", DATASETS)
+        choice("optimizer", OPTIMIZERS)
+        choice("schedule", SCHEDULES)
+        choice("memory_format", MEMORY_FORMATS)
+        choice("amp", AMP_MODES)
+        for name in ("steps", "batch_size", "micro_batches", "lr", "sigma", "max_people", "checkpoint_every", "log_every"):
+            positive(name)
+        for name in ("weight_decay", "warmup_steps", "grad_clip", "num_random", "distill_weight", "num_workers",
+                     "val_images", "val_resolution", "recal_batches", "push_weight", "pull_weight"):
+            positive(name, allow_zero=True)
+        if self.batch_size % self.micro_batches:
+            raise InputError(
+                f"training config: batch_size {self.batch_size} is not divisible by micro_batches {self.micro_batches}"
+            )
+        for r in self.resolutions:
+            if r <= 0 or r % 32:
+                raise InputError(f"training config: resolution {r} must be a positive multiple of 32")
+        if self.val_resolution % 32:
+            raise InputError(f"training config: val_resolution {self.val_resolution} must be a multiple of 32")
+        if any(not 0.0 < m <= 1.0 for m in self.milestones):
+            raise InputError(f"training config: milestones {list(self.milestones)} must be fractions in (0, 1]")
+        if self.kind == "supernet" and self.space is None:
+            raise InputError("training config: a supernet run needs a search space")
+        if self.kind == "subnet" and self.arch is None:
+            raise InputError("training config: a subnet run needs an architecture")
+        return self
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def num_joints(self) -> int:
+        from ..keypoints import keypoint_spec
+
+        return keypoint_spec(self.dataset).num_joints
+
+    def search_space(self):
+        from ..space import SearchSpace
+
+        return SearchSpace.from_dict(self.space, source="training config space") if self.space is not None else None
+
+    def architecture(self):
+        from ..space import Arch
+
+        return Arch.from_dict(self.arch, source="training config arch") if self.arch is not None else None
+
+    def train_resolutions(self) -> tuple[int, ...]:
+        if self.resolutions:
+            return tuple(self.resolutions)
+        if self.kind == "supernet":
+            return tuple(self.search_space().resolutions)
+        return (self.architecture().img_size,)
+
+    def validation_resolution(self) -> int:
+        return self.val_resolution or max(self.train_resolutions())
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "training config") -> "TrainConfig":
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise InputError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        values = {}
+        for key, value in data.items():
+            # JSON / torch.save turn tuples into lists; the dataclass keeps tuples (hashable, comparable)
+            if isinstance(value, list) and _is_tuple_field(names[key]):
+                value = tuple(value)
+            values[key] = value
+        return cls(**values).validate()
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes).validate()
+
+
+def _is_tuple_field(f: dataclasses.Field) -> bool:
+    return str(f.type).startswith("tuple")
+
+
+def default_config(kind: str, **overrides: Any) -> TrainConfig:
+    """Recipe defaults of ``kind`` ('supernet' or 'subnet'); a subnet initialised from a supernet
+    fine-tunes at :data:`SUBNET_FINETUNE_LR` unless ``lr`` is given."""
+    if kind not in KINDS:
+        raise InputError(f"training kind {kind!r} not allowed (allowed: {', '.join(KINDS)})")
+    if kind == "subnet" and "lr" not in overrides and overrides.get("init_from"):
+        overrides["lr"] = SUBNET_FINETUNE_LR
+    return TrainConfig(kind=kind, **overrides).validate()
+
+
