@@ -1,0 +1,169 @@
+"""``litepose-nas search``: hardware-aware search under latency (or MACs) budgets."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import DEFAULT_SPACE, echo_json, format_table, json_option, quiet_option, space_option
+
+DEFAULT_DEVICE = "raspberry-pi-4"
+
+
+def _parse_budgets(text: str | None) -> list[float] | None:
+    from ..errors import InputError
+
+    if text is None:
+        return None
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--budgets {text!r}: expected comma-separated numbers, e.g. 50,100,200") from None
+    if not values or any(v <= 0 for v in values):
+        raise InputError(f"--budgets {text!r}: expected positive numbers, e.g. 50,100,200")
+    return sorted(set(values))
+
+
+@click.command()
+@click.option("--device", default=None, help=f"Latency table (shipped or profiled) for the budget [default: {DEFAULT_DEVICE}].")
+@click.option("--max-latency-ms", type=float, default=None, help="Latency budget in ms on --device.")
+@click.option("--budgets", default=None, help="Several budgets, comma-separated (ms, or G MACs without a device), e.g. 50,100,200.")
+@click.option("--max-macs", type=float, default=None, help="MACs budget in G (paper convention); the budget itself when no latency budget is given.")
+@click.option("--algo", type=click.Choice(["evolution", "optuna", "random"]), default="evolution", show_default=True)
+@click.option("--multi-objective", is_flag=True, help="optuna: NSGA-II on (AP, latency) instead of TPE per budget.")
+@click.option("--predictor", "predictor_path", default=None, help="Accuracy predictor folder or shipped name [default: the shipped one for the space].")
+@space_option
+@click.option("--population", type=click.IntRange(2, None), default=40, show_default=True)
+@click.option("--generations", type=click.IntRange(0, None), default=40, show_default=True)
+@click.option("--trials", type=click.IntRange(1, None), default=None, help="optuna/random: evaluations per budget [default: population x generations].")
+@click.option("--storage", default=None, help="optuna: storage URL (sqlite:///f.db, postgresql://..., journal:PATH, memory) [default: sqlite in --out].")
+@click.option("--study-name", default=None, help="optuna: study name (share it, with --storage, between workers or machines).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="optuna: worker processes on this machine.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Write best.json, result.json, pareto.png here.")
+@quiet_option
+@json_option
+def search(device, max_latency_ms, budgets, max_macs, algo, multi_objective, predictor_path, space_path, population,
+           generations, trials, storage, study_name, workers, seed, out_dir, quiet, as_json) -> None:
+    """Find the most accurate subnets under latency (or MACs) budgets.
+
+    Example: litepose-nas search --device raspberry-pi-4 --max-latency-ms 120 --out runs/pi
+    """
+    from ..errors import InputError, PredictorError
+    from ..search import SearchBudget, macs_constraint, macs_proxy_objective, predictor_objective
+    from ..search import search as run_search
+    from ..search.constraints import device_latency_constraint
+    from .common import load_space
+
+    space = load_space(space_path)
+    limits = _parse_budgets(budgets)
+    use_latency = device is not None or max_latency_ms is not None or (limits is not None and max_macs is None)
+    if not use_latency and max_macs is None and limits is None:
+        raise InputError("no budget: give --max-latency-ms (with --device), --budgets, or --max-macs")
+    constraints = []
+    if use_latency:
+        device = device or DEFAULT_DEVICE
+        if limits is None:
+            if max_latency_ms is None:
+                raise InputError(f"--device {device}: give the budget with --max-latency-ms or --budgets")
+            limits = [max_latency_ms]
+        elif max_latency_ms is not None:
+            limits = sorted(set(limits) | {max_latency_ms})
+        constraints.append(device_latency_constraint(device, space, limits[-1]))
+        if max_macs is not None:
+            constraints.append(macs_constraint(space, max_macs))
+    else:
+        if limits is None:
+            limits = [max_macs]
+        constraints.append(macs_constraint(space, max(limits)))
+
+    if predictor_path is not None:
+        from ..predictors import load_predictor
+
+        objective = predictor_objective(load_predictor(predictor_path, space), space)
+    else:
+        from ..predictors import default_predictor
+
+        pred = default_predictor(space)
+        if pred is None:
+            objective = macs_proxy_objective(space)
+        else:
+            objective = predictor_objective(pred, space)
+
+    budget = SearchBudget(population=population, generations=generations, evaluations=trials)
+    options = {}
+    if algo == "optuna":
+        url = storage
+        if url is None and out_dir is not None:
+            from pathlib import Path
+
+            url = f"sqlite:///{(Path(out_dir) / 'optuna.db').resolve()}"
+        options = {"storage": url, "study_name": study_name, "multi_objective": multi_objective, "workers": workers}
+    elif multi_objective or storage or study_name or workers > 1:
+        raise InputError("--multi-objective, --storage, --study-name and --workers apply to --algo optuna only")
+    if out_dir is not None:
+        from pathlib import Path
+
+        if Path(out_dir).exists() and not Path(out_dir).is_dir():
+            raise InputError(f"{out_dir}: exists and is not a folder (--out takes a folder)")
+
+    result = run_search(space, objective, constraints, budget, seed, algo=algo, limits=limits,
+                        progress=not quiet and not as_json and sys.stderr.isatty(), **options)
+    paths = result.save(out_dir) if out_dir is not None else {}
+    if objective.kind == "proxy":
+        click.echo(f"warning: no accuracy predictor shipped for space '{space.name}' and none given (--predictor): "
+                   "ranked by MACs as a proxy; the scores are MACs, not AP", err=True)
+
+    rows, devices = _summary_rows(result, space)
+    if as_json:
+        echo_json({"algo": result.algo, "space": space.name, "objective": result.objective,
+                   "constraint": result.constraint, "evaluations": result.evaluations,
+                   "seconds": round(result.seconds, 3), "choices": rows, "files": {k: str(v) for k, v in paths.items()}})
+        return
+    if quiet:
+        return
+    unit = result.constraint.get("unit", "")
+    click.echo(f"{result.algo} search on space '{space.name}': {result.evaluations} evaluations in {result.seconds:.2f} s; "
+               f"objective: {result.objective.get('label')}" +
+               (f" [{result.objective['predictor']}]" if result.objective.get("predictor") else ""))
+    score_header = "pred. AP" if result.objective.get("kind") != "proxy" else "MACs proxy"
+    header = [f"budget ({unit})", score_header] + [f"{d} ms" for d in devices] + ["GMACs", "architecture"]
+    table = [[f"{r['budget']:g}", "-" if r["score"] is None else f"{r['score']:.4f}"]
+             + ["-" if r["latency_ms"].get(d) is None else f"{r['latency_ms'][d]:.1f}" for d in devices]
+             + ["-" if r["gmacs"] is None else f"{r['gmacs']:.2f}", r["arch"] or "none found"] for r in rows]
+    click.echo(format_table(table, header))
+    for name, path in paths.items():
+        click.echo(f"  {name:7s} {path}")
+
+
+def _summary_rows(result, space) -> tuple[list[dict], list[str]]:
+    """One row per budget: score, latency on every shipped table of this space, MACs."""
+    import numpy as np
+
+    from ..cost import macs
+    from ..errors import TableError
+    from ..latency import list_tables, load_table
+
+    tables = {}
+    for info in list_tables():
+        if info.get("space") != space.name:
+            continue
+        try:
+            tables[info["name"]] = load_table(info["name"])
+        except TableError:
+            continue
+    rows = []
+    for b in result.best:
+        row = {"budget": b.limit, "score": b.score, "cost": b.cost, "latency_ms": {}, "gmacs": None, "arch": None,
+               "arch_json": b.arch.to_dict() if b.arch else None}
+        if b.arch is not None:
+            enc = np.atleast_2d(b.encoded)
+            for name, table in tables.items():
+                try:
+                    row["latency_ms"][name] = float(table.predict(enc, space=space)[0])
+                except TableError:
+                    row["latency_ms"][name] = None
+            row["gmacs"] = float(macs(enc, convention="paper", space=space)[0]) / 1e9
+            row["arch"] = b.arch.describe()
+        rows.append(row)
+    return rows, list(tables)

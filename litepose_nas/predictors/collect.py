@@ -1,0 +1,105 @@
+"""``predictor collect``: evaluate N subnets of a supernet into an ``evals.csv``, row by row.
+
+Architectures are sampled stratified over MACs (MACs quantiles of a large seeded random pool, in
+an order whose every prefix spans the range). Each row is appended and flushed as soon as it
+is measured; a rerun skips the architectures already in the file, so a killed job resumes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..space import Arch, SearchSpace
+from .data import append_row, read_evals, trim_partial_row
+
+
+def _van_der_corput(k: int) -> float:
+    q, denom = 0.0, 1.0
+    while k:
+        denom *= 2
+        k, bit = divmod(k, 2)
+        q += bit / denom
+    return q
+
+
+def stratified_sample(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
+    """``n`` architectures spread evenly over the MACs range, any prefix too.
+
+    A seeded random pool is sorted by MACs; the largest and smallest architectures come first,
+    then the pool entries at MACs quantiles 1/2, 1/4, 3/4, 1/8, ... (van der Corput order), so the
+    first k rows of a killed run span the range, and a rerun with a larger N extends the same list.
+    """
+    from ..cost import macs
+
+    rng = np.random.default_rng(seed)
+    pool = np.unique(space.sample_encoded(rng, 20000 * (1 + (n - 1) // 400)), axis=0)
+    pool = pool[rng.permutation(len(pool))]
+    order = np.argsort(macs(pool, convention="paper", space=space), kind="stable")
+    picks = [space.encode(space.largest()), space.encode(space.smallest())]
+    used = {p.tobytes() for p in picks}
+    k = 1
+    while len(picks) < min(n, len(pool) + 2):
+        pos = int(_van_der_corput(k) * len(order))
+        k += 1
+        for j in list(range(pos, len(order))) + list(range(pos)):
+            row = pool[order[j]]
+            if row.tobytes() not in used:
+                used.add(row.tobytes())
+                picks.append(row)
+                break
+    return [space.decode(p) for p in picks[:n]]
+
+
+def collect_evals(supernet_path: str | os.PathLike, data_dir: str | os.PathLike, dataset: str, n_archs: int,
+                  out_csv: str | os.PathLike, space: SearchSpace | None = None, *, calib_batches: int = 10,
+                  batch_size: int = 8, val_images: int = 200, train_split: str = "train", val_split: str = "val",
+                  device: str = "cpu", seed: int = 0, progress: bool = True, predictor: Any = None,
+                  resolution_scale: float = 1.0) -> dict[str, int]:
+    """Evaluate ``n_archs`` stratified subnets into ``out_csv`` (resumable). ``predictor``: an
+    already built :class:`ExactPredictor` (tests), else one is loaded from the files.
+    ``resolution_scale``: evaluate each subnet at ``img_size x scale`` (a CPU proxy, see ExactPredictor)."""
+    from ..cost import macs
+
+    out = Path(out_csv)
+    if out.exists() and not out.is_file():
+        raise DataError(f"{out}: is not a file")
+    if predictor is None:
+        from .exact import ExactPredictor
+
+        predictor = ExactPredictor.from_files(supernet_path, data_dir, dataset, space, train_split, val_split,
+                                              calib_batches=calib_batches, batch_size=batch_size,
+                                              val_images=val_images, device=device, seed=seed,
+                                              resolution_scale=resolution_scale)
+    space = space or predictor.space
+    archs = stratified_sample(space, n_archs, seed)
+    done: set[str] = set()
+    if out.exists() and out.stat().st_size:
+        trim_partial_row(out)
+        try:
+            done = {a.to_json() for a in read_evals(out).archs}
+        except DataError as exc:
+            if "no rows" not in str(exc):
+                raise
+    todo = [(i, a) for i, a in enumerate(archs) if a.to_json() not in done]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(archs), initial=len(archs) - len(todo), desc="collect", unit="arch")
+    for i, arch in todo:
+        r = predictor.evaluate_arch(arch)
+        m = r["metrics"]
+        append_row(out, {
+            "index": i, "space": space.name, "macs_g": f"{macs(arch, convention='paper') / 1e9:.4f}",
+            "ap": m.get("AP"), "ap50": m.get("AP50", m.get("AP .5")), "ap75": m.get("AP75", m.get("AP .75")),
+            "seconds": f"{r['seconds']:.2f}", "arch": arch.to_json(),
+        })
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    return {"requested": n_archs, "done": len(archs), "new": len(todo), "skipped": len(archs) - len(todo)}

@@ -1,0 +1,21 @@
+"""Hardware-aware architecture search: evolution, Optuna (TPE / NSGA-II), random, exhaustive.
+
+``search(space, objective, constraints, budget, seed, algo=...) -> SearchResult``. Objectives
+and constraints are vectorized functions of encoded architectures (:mod:`.constraints`).
+"""
+from __future__ import annotations
+
+from .api import ALGOS, search
+from .constraints import (
+    Constraint, Objective, device_latency_constraint, latency_constraint, macs_constraint, macs_proxy_objective,
+    predictor_objective,
+)
+from .pareto import hypervolume_2d, pareto_mask
+from .problem import Problem, SearchBudget
+from .result import BudgetChoice, SearchResult
+
+__all__ = [
+    "search", "ALGOS", "SearchResult", "BudgetChoice", "SearchBudget", "Problem", "Constraint", "Objective",
+    "macs_constraint", "latency_constraint", "device_latency_constraint", "predictor_objective",
+    "macs_proxy_objective", "pareto_mask", "hypervolume_2d",
+]

@@ -1,0 +1,200 @@
+"""What every searcher shares: the problem (space, objective, constraints), the evaluation log,
+feasibility checks (including the detection of impossible budgets) and the result assembly."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..space import SearchSpace
+from .constraints import Constraint, Objective, as_constraints
+from .result import BudgetChoice, SearchResult, make_front
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """Search effort. Evolution runs ``generations`` of ``population``; the other searchers get
+    ``evaluations`` (default ``population * generations``) per budget limit.
+
+    The original Lite Pose search used population 40, 40 generations, 25 % parents, half of the
+    children by mutation (probability 0.1 per choice) and half by crossover.
+    """
+
+    population: int = 40
+    generations: int = 40
+    parent_ratio: float = 0.25
+    mutation_ratio: float = 0.5
+    mutate_prob: float = 0.1
+    evaluations: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.population < 2:
+            raise InputError(f"population {self.population} too small (at least 2)")
+        if self.generations < 0:
+            raise InputError(f"generations {self.generations} must be >= 0")
+        if not 0 < self.parent_ratio < 1:
+            raise InputError(f"parent_ratio {self.parent_ratio} must lie in (0, 1)")
+        if not 0 <= self.mutation_ratio <= 1:
+            raise InputError(f"mutation_ratio {self.mutation_ratio} must lie in [0, 1]")
+        if not 0 < self.mutate_prob <= 1:
+            raise InputError(f"mutate_prob {self.mutate_prob} must lie in (0, 1]")
+        if self.evaluations is not None and self.evaluations < 1:
+            raise InputError(f"evaluations {self.evaluations} must be >= 1")
+
+    @property
+    def n_evaluations(self) -> int:
+        return int(self.evaluations or self.population * self.generations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "n_evaluations": self.n_evaluations}
+
+
+def as_budget(budget: SearchBudget | int | dict | None) -> SearchBudget:
+    if budget is None:
+        return SearchBudget()
+    if isinstance(budget, SearchBudget):
+        return budget
+    if isinstance(budget, dict):
+        return SearchBudget(**budget)
+    if isinstance(budget, (int, np.integer)):
+        return SearchBudget(evaluations=int(budget))
+    raise InputError(f"budget must be a SearchBudget, a dict or a number of evaluations, got {type(budget).__name__}")
+
+
+class Problem:
+    """The objective and constraints over one space, plus a log of every scored candidate.
+
+    The first constraint is the *primary* one: its limit varies across the budgets of a search
+    and its value is the cost axis of the Pareto front. The others keep their own limits.
+    """
+
+    def __init__(self, space: SearchSpace, objective: Objective, constraints: Constraint | Sequence[Constraint]) -> None:
+        self.space = space
+        self.objective = objective
+        self.constraints = as_constraints(constraints)
+        self.primary = self.constraints[0]
+        self._enc: list[np.ndarray] = []
+        self._scores: list[np.ndarray] = []
+        self._costs: list[np.ndarray] = []
+        self.evaluations = 0
+
+    # ------------------------------------------------------------------ vectorized checks
+    def costs(self, encoded: np.ndarray) -> np.ndarray:
+        """``[N, C]`` values of every constraint."""
+        enc = np.atleast_2d(encoded)
+        return np.stack([c.values(enc) for c in self.constraints], axis=1)
+
+    def limits(self, primary_limit: float) -> np.ndarray:
+        return np.array([primary_limit] + [c.limit for c in self.constraints[1:]], dtype=np.float64)
+
+    def feasible(self, encoded: np.ndarray, primary_limit: float) -> tuple[np.ndarray, np.ndarray]:
+        costs = self.costs(encoded)
+        return np.all(costs <= self.limits(primary_limit), axis=1), costs
+
+    # ------------------------------------------------------------------ scoring with a log
+    def score(self, encoded: np.ndarray, costs: np.ndarray | None = None) -> np.ndarray:
+        enc = np.atleast_2d(encoded)
+        if costs is None:
+            costs = self.costs(enc)
+        scores = self.objective(enc)
+        self._enc.append(enc)
+        self._scores.append(scores)
+        self._costs.append(costs)
+        self.evaluations += len(enc)
+        return scores
+
+    def log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._enc:
+            return (np.zeros((0, self.space.num_dimensions), dtype=np.int64), np.zeros(0),
+                    np.zeros((0, len(self.constraints))))
+        return np.concatenate(self._enc), np.concatenate(self._scores), np.concatenate(self._costs)
+
+    # ------------------------------------------------------------------ impossible budgets
+    def check_possible(self, primary_limit: float, rng: np.random.Generator, probe: int = 2048) -> np.ndarray:
+        """Return some feasible rows, or raise :class:`InputError` naming the cheapest found.
+
+        Probes the smallest architecture and random samples, then walks down from the cheapest
+        ones by mutation: a budget nothing meets is reported instead of resampling forever.
+        """
+        limits = self.limits(primary_limit)
+        cand = np.concatenate([self.space.encode([self.space.smallest()]), self.space.sample_encoded(rng, probe)])
+        for _ in range(20):
+            costs = self.costs(cand)
+            ok = np.all(costs <= limits, axis=1)
+            if ok.any():
+                return cand[ok]
+            # excess over the limits, relative, summed: walk towards cheaper rows
+            excess = np.maximum(costs / np.maximum(limits, 1e-12) - 1.0, 0).sum(axis=1)
+            cheapest = cand[np.argsort(excess)[:64]]
+            cand = np.concatenate([cheapest, self.space.mutate_encoded(np.repeat(cheapest, 8, axis=0), rng, 0.2)])
+        costs = self.costs(cand)
+        parts = []
+        for j, c in enumerate(self.constraints):
+            if (costs[:, j] > limits[j]).all():
+                parts.append(f"{c.label or c.name} limit {limits[j]:g} {c.unit}, cheapest found {costs[:, j].min():.4g} {c.unit}")
+        detail = "; ".join(parts) or "no architecture meets all constraints at once"
+        raise InputError(f"impossible budget in space '{self.space.name}': {detail}")
+
+    def sample_feasible(self, n: int, primary_limit: float, rng: np.random.Generator,
+                        seeds: np.ndarray | None = None, max_rounds: int = 200) -> np.ndarray:
+        """``n`` random feasible rows (uniform sampling with rejection, vectorized).
+
+        Where random samples are rarely feasible, mutations of feasible ``seeds`` fill the rest.
+        """
+        found: list[np.ndarray] = []
+        total = 0
+        batch = max(256, 4 * n)
+        for round_ in range(max_rounds):
+            cand = self.space.sample_encoded(rng, batch)
+            ok, _ = self.feasible(cand, primary_limit)
+            if ok.any():
+                found.append(cand[ok])
+                total += int(ok.sum())
+            if total >= n:
+                break
+            if round_ >= 4 and total < n // 4:
+                break  # random sampling is too sparse here: grow from the feasible seeds
+        pool = np.concatenate(found) if found else np.zeros((0, self.space.num_dimensions), dtype=np.int64)
+        if len(pool) < n:
+            if seeds is None or not len(seeds):
+                seeds = self.check_possible(primary_limit, rng)
+            pool = np.concatenate([pool, seeds])
+            for _ in range(max_rounds):
+                if len(pool) >= n:
+                    break
+                parents = pool[rng.integers(len(pool), size=batch)]
+                cand = self.space.mutate_encoded(parents, rng, 0.2)
+                ok, _ = self.feasible(cand, primary_limit)
+                pool = np.concatenate([pool, cand[ok]])
+        if len(pool) < n:  # only a handful of feasible rows exist: repeat them
+            pool = pool[rng.integers(len(pool), size=n)]
+        return pool[:n]
+
+    # ------------------------------------------------------------------ result
+    def result(self, algo: str, limits: Sequence[float], seed: int, budget: SearchBudget, history: list[dict],
+               seconds: float, info: dict[str, Any] | None = None) -> SearchResult:
+        enc, scores, costs = self.log()
+        others_ok = np.all(costs[:, 1:] <= self.limits(0)[1:], axis=1) if len(enc) else np.zeros(0, dtype=bool)
+        best = []
+        for limit in sorted(limits):
+            ok = others_ok & (costs[:, 0] <= limit)
+            if not ok.any():
+                best.append(BudgetChoice(float(limit), None, None, None, None))
+                continue
+            i = np.flatnonzero(ok)[np.argmax(scores[ok])]
+            best.append(BudgetChoice(
+                float(limit), enc[i], self.space.decode(enc[i]), float(scores[i]), float(costs[i, 0]),
+                {c.name: float(costs[i, j]) for j, c in enumerate(self.constraints)},
+            ))
+        feasible = others_ok & (costs[:, 0] <= max(limits)) if len(enc) else others_ok
+        f_enc, f_scores, f_costs = make_front(enc[feasible], scores[feasible], costs[feasible, 0])
+        return SearchResult(
+            algo=algo, space=self.space, objective=self.objective.describe(),
+            constraint={**self.primary.describe(), "limits": sorted(float(x) for x in limits)},
+            constraints=[c.describe() for c in self.constraints], seed=int(seed), budget=budget.to_dict(), best=best,
+            front_encoded=f_enc, front_scores=f_scores, front_costs=f_costs, history=history,
+            evaluations=self.evaluations, seconds=seconds, info=info or {},
+            evaluated_encoded=enc, evaluated_scores=scores, evaluated_costs=costs[:, 0] if len(enc) else np.zeros(0),
+        )

@@ -1,0 +1,233 @@
+"""Accuracy predictors: features, models, CV, safe save/load, space checks, collect, exact evaluation."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from litepose_nas import PredictorError, SearchSpace
+from litepose_nas.cost import macs
+from litepose_nas.predictors import (
+    Featurizer, Predictor, cross_validate, fit_predictor, load_predictor, read_evals, write_evals,
+)
+from litepose_nas.predictors.collect import collect_evals, stratified_sample
+from litepose_nas.predictors.data import append_row
+
+from cli_helpers import assert_one_line_error, run_cli
+
+ORIGINAL = SearchSpace.from_yaml("litepose")
+ELASTIC = SearchSpace.from_yaml("litepose-elastic")
+SMALL_HPARAMS = {"mlp": {"hidden": [32, 32], "max_iter": 200}, "gbdt": {"n_estimators": 40, "max_depth": 3}}
+
+
+def synthetic_ap(space: SearchSpace, enc: np.ndarray, seed: int = 0, noise: float = 0.003) -> np.ndarray:
+    """A smooth made-up AP: saturating in MACs, a bonus for resolution, plus noise (tests only)."""
+    g = macs(enc, convention="paper", space=space) / 1e9
+    res = space.arrays(enc).resolution
+    rng = np.random.default_rng(seed)
+    return 0.62 - 0.4 * np.exp(-g / 3.0) + 0.03 * (res - 256) / 256 + noise * rng.standard_normal(len(g))
+
+
+@pytest.fixture(scope="module")
+def data():
+    enc = ORIGINAL.sample_encoded(0, 120)
+    return enc, synthetic_ap(ORIGINAL, enc)
+
+
+def test_features_one_hot_skip_constant_and_inactive_zero():
+    f = Featurizer(ORIGINAL)
+    # only resolution, stem, 4 widths and 3 head widths vary in the original space
+    assert f.num_features == 5 + 3 + 4 * 4 + 4 * 3
+    X = f.transform(ORIGINAL.sample_encoded(1, 7))
+    assert X.shape == (7, 36) and set(np.unique(X)) == {0.0, 1.0}
+    assert np.all(X.sum(axis=1) == 9)
+    fe = Featurizer(ELASTIC)
+    enc = ELASTIC.encode([ELASTIC.smallest(), ELASTIC.largest()])
+    Xe = fe.transform(enc)
+    active = (enc >= 0) & (ELASTIC.choice_counts() > 1)
+    assert np.array_equal(Xe.sum(axis=1), active.sum(axis=1))  # inactive slots add nothing
+    assert Xe[0].sum() < Xe[1].sum()
+
+
+@pytest.mark.parametrize("kind", ["ridge", "gbdt", "mlp", "gp"])
+def test_save_load_round_trip_identical(kind, data, tmp_path):
+    enc, y = data
+    pred = Predictor(ORIGINAL, kind, seed=3, **SMALL_HPARAMS.get(kind, {})).fit(enc, y)
+    test = ORIGINAL.sample_encoded(9, 50)
+    before = pred.predict(test)
+    folder = pred.save(tmp_path / f"pred-{kind}")
+    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "predictor.json"]
+    loaded = load_predictor(folder, ORIGINAL)
+    assert np.array_equal(loaded.predict(test), before)
+    assert loaded.kind == kind and loaded.provenance["name"] == f"pred-{kind}"
+    # single Arch in, float out; Arch list equals encoded rows
+    archs = ORIGINAL.decode(test[:3])
+    assert loaded.predict(archs[0]) == pytest.approx(before[0])
+    assert np.allclose(loaded.predict(archs), before[:3])
+    meta = json.loads((folder / "predictor.json").read_text())
+    assert meta["space"]["name"] == "litepose" and meta["model"]["kind"] == kind
+
+
+def test_predictions_track_targets(data):
+    enc, y = data
+    pred = Predictor(ORIGINAL, "ridge").fit(enc, y)
+    test = ORIGINAL.sample_encoded(5, 200)
+    from scipy.stats import kendalltau
+
+    assert kendalltau(pred.predict(test), synthetic_ap(ORIGINAL, test, noise=0)).statistic > 0.7
+
+
+def test_predictor_for_another_space_is_rejected(data, tmp_path):
+    enc, y = data
+    folder = Predictor(ORIGINAL, "ridge").fit(enc, y).save(tmp_path / "orig")
+    with pytest.raises(PredictorError, match="litepose"):
+        load_predictor(folder, ELASTIC)  # elastic depths / kernels do not exist in the original space
+    other = SearchSpace.create("other", [128, 192], [16], [
+        {"stride": 2, "widths": [16], "depths": [2], "kernels": [3], "expansions": [4]},
+        {"stride": 2, "widths": [24], "depths": [2], "kernels": [3], "expansions": [4]},
+        {"stride": 2, "widths": [32], "depths": [2], "kernels": [3], "expansions": [4]},
+        {"stride": 1, "widths": [48], "depths": [2], "kernels": [3], "expansions": [4]},
+    ], [[16], [16], [8]])
+    with pytest.raises(PredictorError, match="refit the predictor for 'other'"):
+        load_predictor(folder, other)
+    pred = load_predictor(folder)
+    with pytest.raises(PredictorError):
+        pred.predict(other.sample_encoded(0, 2), space=other)
+
+
+def test_subspace_is_translated(tmp_path):
+    enc = ELASTIC.sample_encoded(0, 80)
+    pred = Predictor(ELASTIC, "ridge").fit(enc, synthetic_ap(ELASTIC, enc))
+    sub = ORIGINAL.sample_encoded(2, 20)
+    via_arch = pred.predict(ORIGINAL.decode(sub))  # archs encoded in the elastic space
+    assert np.allclose(pred.predict(sub, space=ORIGINAL), via_arch)
+
+
+def test_tampered_files_are_rejected(data, tmp_path):
+    enc, y = data
+    folder = Predictor(ORIGINAL, "ridge").fit(enc, y).save(tmp_path / "p")
+    meta = json.loads((folder / "predictor.json").read_text())
+    bad = tmp_path / "edited"
+    shutil.copytree(folder, bad)
+    meta["space"]["definition"]["resolutions"] = [256]
+    (bad / "predictor.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictorError, match="fingerprint"):
+        load_predictor(bad)
+    pickled = tmp_path / "pickled"
+    shutil.copytree(folder, pickled)
+    np.savez(pickled / "arrays.npz", coef=np.array([object()], dtype=object), intercept=np.zeros(1))
+    with pytest.raises(PredictorError, match="safe numpy"):
+        load_predictor(pickled)
+    with pytest.raises(PredictorError, match="not found"):
+        load_predictor(tmp_path / "nowhere")
+
+
+def test_cross_validation_report_and_auto(data):
+    enc, y = data
+    report = cross_validate(ORIGINAL, enc, y, ["ridge", "gbdt"], folds=3, hparams=SMALL_HPARAMS)
+    assert [s.model for s in report.scores] == ["ridge", "gbdt"]
+    for s in report.scores:
+        assert s.rmse > 0 and -1 <= s.kendall_tau <= 1 and -1 <= s.spearman <= 1
+        assert set(s.pooled) == {"rmse", "kendall_tau", "spearman"}
+    assert report.best == max(report.scores, key=lambda s: s.kendall_tau).model
+    pred = fit_predictor(ORIGINAL, enc, y, model="auto", folds=3, compare=["ridge", "gbdt"], hparams=SMALL_HPARAMS)
+    assert pred.kind == report.best and pred.cv_report["best"] == report.best
+
+
+def test_cli_fit_writes_predictor_and_report(data, tmp_path):
+    enc, y = data
+    csv = tmp_path / "evals.csv"
+    write_evals(csv, ORIGINAL.decode(enc), y, space_name="litepose")
+    out = tmp_path / "predictors" / "synthetic"
+    r = run_cli("predictor", "fit", csv, "--model", "ridge", "--compare", "ridge,gbdt", "--folds", "3", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "Kendall tau" in r.stdout and "gbdt" in r.stdout and "saved 'ridge'" in r.stdout
+    pred = load_predictor(out, ORIGINAL)
+    assert pred.provenance["rows"] == len(y) and len(pred.provenance["training_data_sha256"]) == 64
+    r = run_cli("predictor", "info", out, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["model"]["kind"] == "ridge"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arch,accuracy\n{},1\n")
+    assert_one_line_error(run_cli("predictor", "fit", bad, "--out", tmp_path / "x"), 2, "missing column 'ap'")
+    assert not (tmp_path / "x").exists()
+    elastic_csv = tmp_path / "elastic.csv"
+    e_enc = ELASTIC.sample_encoded(0, 20)
+    write_evals(elastic_csv, ELASTIC.decode(e_enc), synthetic_ap(ELASTIC, e_enc))
+    assert_one_line_error(run_cli("predictor", "fit", elastic_csv, "--compare", "ridge", "--out", tmp_path / "y"), 2,
+                          "outside space 'litepose'")
+    assert not (tmp_path / "y").exists()
+
+
+class FakeExact:
+    """Stands in for ExactPredictor in the resume test: deterministic metrics, counts calls."""
+
+    def __init__(self, space):
+        self.space = space
+        self.calls = 0
+
+    def evaluate_arch(self, arch):
+        self.calls += 1
+        ap = float(synthetic_ap(self.space, self.space.encode([arch]), noise=0)[0])
+        return {"metrics": {"AP": ap, "AP50": ap + 0.2, "AP75": ap - 0.05}, "seconds": 0.0}
+
+
+def test_stratified_sample_spans_macs():
+    archs = stratified_sample(ORIGINAL, 12, seed=1)
+    g = np.array([macs(a, convention="paper") for a in archs]) / 1e9
+    assert len({a.to_json() for a in archs}) == 12
+    assert g.max() == pytest.approx(macs(ORIGINAL.largest(), convention="paper") / 1e9)
+    assert np.histogram(g, bins=3, range=(g.min(), g.max()))[0].min() >= 1
+    assert [a.to_json() for a in stratified_sample(ORIGINAL, 12, seed=1)] == [a.to_json() for a in archs]
+
+
+def test_collect_appends_and_resumes(tmp_path):
+    out = tmp_path / "evals.csv"
+    fake = FakeExact(ORIGINAL)
+    s = collect_evals(None, None, "coco", 4, out, ORIGINAL, predictor=fake, progress=False)
+    assert s == {"requested": 4, "done": 4, "new": 4, "skipped": 0}
+    # a kill mid-row leaves a partial line: it is dropped, the finished rows are kept
+    with open(out, "a") as f:
+        f.write('9,litepose,1.0,0.5,0.6,0.4,0.1,"{""img_size"": 25')
+    s = collect_evals(None, None, "coco", 7, out, ORIGINAL, predictor=fake, progress=False)
+    assert s["skipped"] == 4 and s["new"] == 3 and fake.calls == 7
+    table = read_evals(out)
+    assert len(table) == 7 and len({a.to_json() for a in table.archs}) == 7
+    assert np.allclose(table.targets, synthetic_ap(ORIGINAL, table.encoded(ORIGINAL), noise=0))
+
+
+def test_append_row_creates_header(tmp_path):
+    p = tmp_path / "e.csv"
+    append_row(p, {"ap": 0.5, "arch": ORIGINAL.smallest().to_dict()})
+    append_row(p, {"ap": 0.6, "arch": ORIGINAL.largest().to_dict()})
+    t = read_evals(p)
+    assert list(t.targets) == [0.5, 0.6] and t.archs[1] == ORIGINAL.largest()
+
+
+@pytest.mark.slow
+def test_exact_predictor_on_tiny_supernet(tmp_path):
+    """Extract + BN recalibration + official AP on a random tiny supernet and synthetic data."""
+    import torch
+
+    from litepose_nas.data import generate_synthetic, open_dataset
+    from litepose_nas.predictors import ExactPredictor
+    from litepose_nas.supernet import SuperLitePose
+
+    torch.manual_seed(0)
+    space = SearchSpace.create("tiny", [64], [8], [
+        {"stride": 2, "widths": [8], "depths": [1, 2], "kernels": [3], "expansions": [2]},
+        {"stride": 2, "widths": [16], "depths": [1], "kernels": [3], "expansions": [2]},
+        {"stride": 2, "widths": [16], "depths": [1], "kernels": [3], "expansions": [2]},
+        {"stride": 1, "widths": [24, 16], "depths": [1], "kernels": [3], "expansions": [2]},
+    ], [[16], [16], [8]], stem_mid_channels=8)
+    root = generate_synthetic(tmp_path / "data", 8, image_size=64, seed=0, val_fraction=0.5)
+    train, val = open_dataset(root, "coco", "train"), open_dataset(root, "coco", "val")
+    exact = ExactPredictor(SuperLitePose(space, 17), train, val, calib_batches=1, batch_size=2, val_images=2)
+    enc = space.enumerate_encoded()
+    ap = exact.predict(enc, space=space)
+    assert ap.shape == (len(enc),) and np.all((ap >= 0) & (ap <= 1))
+    assert len(exact.cache) == len(enc)
+    exact.predict(enc[:1], space=space)
+    assert len(exact.cache) == len(enc)  # cached
