@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Callable, TypeVar
 
@@ -16,7 +17,22 @@ RUNTIME_EXIT = 1
 
 
 def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
+    return " ".join(_unwrap_worker_error(str(message)).split())
+
+
+_WORKER_MARK = "\nOriginal Traceback (most recent call last):"
+
+
+def _unwrap_worker_error(message: str) -> str:
+    """PyTorch re-raises a DataLoader worker's exception with the worker's whole traceback in the
+    message ("Caught X in DataLoader worker process N. Original Traceback ..."); keep its last
+    line, the original message, without the exception's qualified name."""
+    if _WORKER_MARK not in message:
+        return message
+    lines = [line for line in message.split(_WORKER_MARK, 1)[1].splitlines() if line.strip()]
+    if not lines:
+        return message.split(_WORKER_MARK, 1)[0]
+    return re.sub(r"^[A-Za-z_][\w.]*(Error|Exception|Warning|Interrupt|Exit): ", "", lines[-1].strip())
 
 
 def run_cli_command(call: Callable[[], T]) -> T:
@@ -26,8 +42,16 @@ def run_cli_command(call: Callable[[], T]) -> T:
     """
     try:
         return call()
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (click.exceptions.Exit, click.exceptions.Abort):
         raise
+    except click.UsageError as exc:
+        # click's own format spans three lines (usage, hint, error); keep the one-line contract
+        command = exc.ctx.command_path if exc.ctx is not None else "litepose-nas"
+        click.echo(f"error: {_one_line(exc.format_message())} (see '{command} --help')", err=True)
+        sys.exit(USAGE_EXIT)
+    except click.ClickException as exc:
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
     except InputError as exc:
         _fail(exc, USAGE_EXIT)
     except (JobError, OSError, MemoryError) as exc:

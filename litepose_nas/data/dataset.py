@@ -1,6 +1,8 @@
 """The torch Dataset of training samples and its deterministic DataLoader."""
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -8,12 +10,30 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError
-from .sources import PoseSource, _num_keypoints
+from .sources import BadImageError, PoseSource, _num_keypoints
 from .targets import ae_joints, heatmaps
 from .transforms import AugmentConfig, crop_matrix, sample_params, scale_matrix, transform_joints, warp
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+# what a dataset does with an image it cannot read: "skip" (warn, use the next readable image) or "fail"
+BAD_IMAGE_POLICIES = ("skip", "fail")
+BAD_IMAGE_ENV = "LITEPOSE_NAS_ON_BAD_IMAGE"
+# per-sample key: id of the unreadable image this sample replaces, -1 if none (see BadImageCounter)
+BAD_IMAGE_KEY = "bad_image"
+
+
+class BadImageWarning(UserWarning):
+    """An unreadable image was skipped."""
+
+
+def bad_image_policy(policy: str | None = None) -> str:
+    """``policy``, else ``$LITEPOSE_NAS_ON_BAD_IMAGE``, else ``"skip"``; checked."""
+    value = policy if policy is not None else os.environ.get(BAD_IMAGE_ENV, "skip")
+    if value not in BAD_IMAGE_POLICIES:
+        origin = "on_bad_image" if policy is not None else f"${BAD_IMAGE_ENV}"
+        raise DataError(f"{origin} {value!r} not allowed (allowed: {', '.join(BAD_IMAGE_POLICIES)})")
+    return value
 
 
 def normalize(image: np.ndarray) -> torch.Tensor:
@@ -30,11 +50,18 @@ class PoseDataset(Dataset):
     ``ds[i]`` uses a transform drawn from ``(seed, i)``; ``ds[(i, s)]`` one drawn from ``s``
     (what :func:`make_loader` passes, so every epoch differs yet a run repeats for a seed).
     With ``train=False`` the whole image is letterboxed into the input without randomness.
+
+    ``on_bad_image``: an image that is missing or cannot be decoded either stops the run with a
+    :class:`BadImageError` (``"fail"``) or is replaced by the next readable image of the split with
+    a :class:`BadImageWarning` (``"skip"``, the default; ``$LITEPOSE_NAS_ON_BAD_IMAGE`` sets the
+    default). Replacement keeps batch shapes and determinism (it depends only on the index); the
+    sample's ``bad_image`` entry holds the skipped image id (-1 if none), which
+    :class:`BadImageCounter` sums up across data-loader workers.
     """
 
     def __init__(self, source: PoseSource, input_size: int = 256, output_sizes: Sequence[int] | None = None,
                  train: bool = True, max_people: int = 30, sigma: float = 2.0, seed: int = 0,
-                 augment: AugmentConfig | None = None) -> None:
+                 augment: AugmentConfig | None = None, on_bad_image: str | None = None) -> None:
         if input_size <= 0 or input_size % 4:
             raise DataError(f"input size {input_size} must be a positive multiple of 4")
         self.source = source
@@ -49,6 +76,8 @@ class PoseDataset(Dataset):
         self.augment = augment or AugmentConfig()
         self.ids = source.image_ids
         self.flip_index = np.asarray(source.spec.flip_index)
+        self.on_bad_image = bad_image_policy(on_bad_image)
+        self.bad_images: set[int] = set()  # seen by this process (workers keep their own)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -72,6 +101,28 @@ class PoseDataset(Dataset):
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
         index, aug_seed = (item if isinstance(item, tuple) else (int(item), None))
+        if self.on_bad_image == "fail":
+            return {**self._sample(index, aug_seed), BAD_IMAGE_KEY: torch.tensor(-1, dtype=torch.int64)}
+        skipped = -1
+        n = len(self.ids)
+        for offset in range(n):
+            j = (index + offset) % n
+            if self.ids[j] in self.bad_images:
+                continue
+            try:
+                sample = self._sample(j, aug_seed)
+            except BadImageError as exc:
+                self.bad_images.add(self.ids[j])
+                warnings.warn(f"skipping {exc}", BadImageWarning, stacklevel=2)
+                skipped = self.ids[j] if skipped < 0 else skipped
+                continue
+            if skipped < 0 and offset:
+                skipped = self.ids[index]  # known bad in this process: still count it
+            return {**sample, BAD_IMAGE_KEY: torch.tensor(skipped, dtype=torch.int64)}
+        raise DataError(f"no readable image in {self.source.image_dir} ({len(self.bad_images)} of {n} images "
+                        f"listed in {self.source.annotation_file.name} are missing or corrupt)")
+
+    def _sample(self, index: int, aug_seed: int | None) -> dict:
         image_id = self.ids[index]
         img = self.source.load_image(image_id)
         h, w = img.shape[:2]
@@ -79,7 +130,7 @@ class PoseDataset(Dataset):
         joints = self.source.people(image_id)
         ignore = self.source.ignore_mask(image_id) if self._needs_mask(image_id) else None
         if ignore is not None and ignore.shape != (h, w):
-            raise DataError(f"image {self.source.image_path(image_id)} is {w}x{h} but the annotation "
+            raise BadImageError(f"image {self.source.image_path(image_id)} is {w}x{h} but the annotation "
                             f"file records {ignore.shape[1]}x{ignore.shape[0]}")
 
         s = self.input_size
@@ -109,6 +160,53 @@ class PoseDataset(Dataset):
 
     def _needs_mask(self, image_id: int) -> bool:
         return any(a.get("iscrowd", 0) or _num_keypoints(a) == 0 for a in self.source.annotations(image_id))
+
+
+class BadImageCounter:
+    """Distinct unreadable images met by a loader, from the ``bad_image`` entry of its batches
+    (works with any number of workers, each of which warns on its own)."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+
+    def update(self, batch: dict) -> None:
+        value = batch.get(BAD_IMAGE_KEY)
+        if value is not None:
+            self.ids.update(int(v) for v in torch.as_tensor(value).flatten().tolist() if v >= 0)
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+    def summary(self, where: str = "the dataset") -> str | None:
+        if not self.ids:
+            return None
+        shown = ", ".join(map(str, sorted(self.ids)[:5])) + (", ..." if len(self.ids) > 5 else "")
+        return (f"skipped {len(self.ids)} unreadable image(s) of {where} (ids {shown}); "
+                f"set {BAD_IMAGE_ENV}=fail to stop on them instead")
+
+
+class CountingLoader:
+    """A DataLoader that counts skipped images and warns once with the total when a pass ends."""
+
+    def __init__(self, loader: DataLoader, where: str) -> None:
+        self.loader = loader
+        self.where = where
+        self.bad_images = BadImageCounter()
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)
+
+    def __iter__(self) -> Iterator[dict]:
+        for batch in self.loader:
+            self.bad_images.update(batch)
+            yield batch
+        message = self.bad_images.summary(self.where)
+        if message:
+            warnings.warn(message, BadImageWarning, stacklevel=2)
 
 
 class SeededSampler(Sampler):
@@ -141,14 +239,19 @@ def _worker_init(_: int) -> None:
 
 
 def make_loader(ds: PoseDataset, batch_size: int, shuffle: bool = True, num_workers: int = 0, seed: int = 0,
-                drop_last: bool | None = None) -> DataLoader:
-    """A DataLoader whose order and augmentation depend only on ``seed`` (and the epoch)."""
+                drop_last: bool | None = None) -> CountingLoader:
+    """A DataLoader whose order and augmentation depend only on ``seed`` (and the epoch).
+
+    It counts the unreadable images its dataset skipped (``loader.bad_images.count``) and warns
+    with the total at the end of each pass.
+    """
     if batch_size <= 0:
         raise DataError(f"batch size must be positive, got {batch_size}")
     sampler = SeededSampler(len(ds), shuffle, seed)
-    return DataLoader(
+    loader = DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
         drop_last=shuffle and len(ds) > batch_size if drop_last is None else drop_last,
         worker_init_fn=_worker_init if num_workers > 0 else None,
         persistent_workers=num_workers > 0,
     )
+    return CountingLoader(loader, f"{ds.source.image_dir}")

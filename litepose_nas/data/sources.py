@@ -25,6 +25,10 @@ CROWDPOSE_SPLITS = ("train", "val", "trainval", "test")
 DATASET_SPLITS = {"coco": COCO_SPLITS, "crowdpose": CROWDPOSE_SPLITS}
 
 
+class BadImageError(DataError):
+    """An image listed in the annotation file is missing or cannot be decoded."""
+
+
 def layout_paths(root: Path, dataset: str, split: str) -> tuple[Path, Path]:
     """(annotation file, image folder) of ``split`` in the on-disk layout of ``dataset``."""
     if dataset == "coco":
@@ -148,10 +152,13 @@ class PoseSource:
 
         path = self.image_path(image_id)
         if not path.is_file():
-            raise DataError(f"image {path} not found (listed in {self.annotation_file.name})")
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            raise BadImageError(f"image {path} not found (listed in {self.annotation_file.name})")
+        try:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error:  # e.g. a header claiming more pixels than OpenCV's limit
+            img = None
         if img is None:
-            raise DataError(f"image {path} cannot be decoded (corrupt or not an image)")
+            raise BadImageError(f"image {path} cannot be decoded (corrupt, not an image, or too large)")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def annotations(self, image_id: int) -> list[dict]:

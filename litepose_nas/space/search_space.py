@@ -432,9 +432,8 @@ class SearchSpace:
         total = self.size()
         if total > limit:
             raise ArchError(f"space '{self.name}' has {total:,} architectures, too many to enumerate (limit {limit:,})")
-        rows = [np.zeros((1, 0), dtype=np.int64)]
-        out = rows[0]
-        for dim_index, dim in enumerate(self.dimensions):
+        out = np.zeros((1, 0), dtype=np.int64)
+        for dim in self.dimensions:
             if dim.block >= 0:
                 continue
             k = len(dim.choices)
@@ -582,15 +581,15 @@ def _parse_space(data: Any, source: str) -> SearchSpace:
     name = data["name"]
     if not isinstance(name, str) or not name.strip():
         raise SpaceError(f"{source}: name must be a non-empty string")
-    return SearchSpace(
-        name=name,
-        description=str(data.get("description", "")),
-        resolutions=_int_list(data["resolutions"], f"{source}: resolutions"),
-        stem_widths=_int_list(stem["widths"], f"{source}: stem.widths", channels=True),
-        stem_mid_channels=mid,
-        stages=tuple(stages),
-        head_widths=tuple(_int_list(w, f"{source}: head.widths[{i}]", channels=True) for i, w in enumerate(head["widths"])),
-    )
+    resolutions = _int_list(data["resolutions"], f"{source}: resolutions")
+    stem_widths = _int_list(stem["widths"], f"{source}: stem.widths", channels=True)
+    head_widths = tuple(_int_list(w, f"{source}: head.widths[{i}]", channels=True) for i, w in enumerate(head["widths"]))
+    try:
+        return SearchSpace(name=name, description=str(data.get("description", "")), resolutions=resolutions,
+                           stem_widths=stem_widths, stem_mid_channels=mid, stages=tuple(stages), head_widths=head_widths)
+    except SpaceError as exc:
+        # the whole-space checks (strides, total stride) run without the file name: add it
+        raise SpaceError(f"{source}: {exc}") from None
 
 
 def _validate_space(space: SearchSpace) -> None:
