@@ -16,6 +16,18 @@ from .errors import run_cli_command
 COMMANDS: dict[str, tuple[str, str]] = {
     "arch": ("litepose_nas.cli.arch_cmd:arch", "Validate and describe architecture JSON files."),
     "space": ("litepose_nas.cli.space_cmd:space", "Describe a search space."),
+    "profile": ("litepose_nas.cli.profile_cmd:profile", "Profile every layer of a search space into a latency table."),
+    "latency": ("litepose_nas.cli.latency_cmd:latency", "List, inspect and validate latency tables."),
+    "data": ("litepose_nas.cli.data_cmd:data", "Synthetic pose datasets; check and preview COCO / CrowdPose folders."),
+    "checkpoint": ("litepose_nas.cli.checkpoint_cmd:checkpoint", "Inspect model checkpoints (original LitePose layouts)."),
+    "export": ("litepose_nas.cli.export_cmd:export", "Export a subnet: arch JSON, weights, ONNX model, metadata."),
+    "infer": ("litepose_nas.cli.infer_cmd:infer", "Run an exported ONNX model on images: COCO-format people + drawings."),
+    "train-supernet": ("litepose_nas.cli.train_cmd:train_supernet", "Train a supernet: sandwich rule, in-place distillation, resume, torchrun."),
+    "train": ("litepose_nas.cli.train_cmd:train_subnet", "Train or fine-tune one static subnet (from a supernet with --init-from)."),
+    "evaluate": ("litepose_nas.cli.evaluate_cmd:evaluate", "Evaluate a model on COCO / CrowdPose: COCO results + official metrics."),
+    "search": ("litepose_nas.cli.search_cmd:search", "Search subnets under latency / MACs budgets (evolution, Optuna, random)."),
+    "predictor": ("litepose_nas.cli.predictor_cmd:predictor", "Fit accuracy predictors (CV report) and collect supernet evaluations."),
+    "demo": ("litepose_nas.cli.demo_cmd:demo", "The whole pipeline on synthetic data in one command: train, fit, search, export, report."),
 }
 
 
