@@ -36,6 +36,7 @@ _LAZY = {
     "load_predictor": "litepose_nas.predictors",
     "fit_predictor": "litepose_nas.predictors",
     "ExactPredictor": "litepose_nas.predictors",
+    "run_demo": "litepose_nas.demo",
 }
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "export_model", "PoseEstimator",
     "group", "keypoint_metrics",
     "SearchResult", "SearchBudget", "Constraint", "Predictor", "load_predictor", "fit_predictor", "ExactPredictor",
+    "run_demo",
     "ArchError", "SpaceError", "TableError", "DataError", "CheckpointError", "PredictorError", "InputError", "JobError",
 ]
 

@@ -50,11 +50,16 @@ def export(arch_path: str, supernet_path: str | None, weights_path: str | None, 
     elif supernet_path:
         from ..export.supernet_source import model_from_supernet
 
-        model = model_from_supernet(arch, supernet_path, joints, space_path)
+        model = model_from_supernet(arch, supernet_path, joints, space_path, arch_source=arch_path)
         source = f"supernet:{supernet_path}"
     else:
         model = random_init_model(arch, joints or 17, seed)
         source = f"random-init:seed={seed}"
+    if weights_path or supernet_path:
+        from ..export.weights import check_finite
+
+        # NaN / inf weights would only show up as a meaningless parity failure
+        check_finite(model, weights_path or supernet_path)
     result = export_model(model, out_dir, opset=opset, source=source)
     if as_json:
         echo_json(result.to_dict())
@@ -69,8 +74,12 @@ def export(arch_path: str, supernet_path: str | None, weights_path: str | None, 
 
 def _check_arch_size(arch, source: str) -> None:
     from ..errors import ArchError
-    from ..export.onnx_export import total_stride
+    from ..export.onnx_export import MAX_IMG_SIZE, total_stride
 
     stride = total_stride(arch)
+    if not stride <= arch.img_size <= MAX_IMG_SIZE:
+        # the parity check runs the model on an img_size x img_size input: bound it before allocating
+        raise ArchError(f"{source}: img_size {arch.img_size} out of range for export "
+                        f"(allowed: {stride} to {MAX_IMG_SIZE}, a multiple of {stride})")
     if arch.img_size % stride:
         raise ArchError(f"{source}: img_size {arch.img_size} must be a multiple of {stride} (the network's total stride)")

@@ -141,7 +141,7 @@ def _check_resume(ctx: click.Context, params: dict[str, Any], out: str) -> None:
             )
 
 
-def _run(ctx: click.Context, config, params: dict[str, Any], out: str) -> None:
+def _run(ctx: click.Context, config, params: dict[str, Any], out: str, arch_source: str | None = None) -> None:
     import torch
 
     from ..train.trainer import Trainer
@@ -153,7 +153,7 @@ def _run(ctx: click.Context, config, params: dict[str, Any], out: str) -> None:
     steps_given = ctx.get_parameter_source("steps").name == "COMMANDLINE"
     trainer = Trainer(config, out, resume=params["resume"], quiet=params["quiet"], device=params["device"],
                       data=params["data"], steps=params["steps"] if steps_given or not params["resume"] else None,
-                      time_limit_s=params["time_limit"] * 60.0)
+                      time_limit_s=params["time_limit"] * 60.0, arch_source=arch_source)
     result = trainer.run()
     if not trainer.info.is_main:
         return
@@ -218,4 +218,4 @@ def train_subnet(ctx: click.Context, arch_path: str, **params: Any) -> None:
     out = params["out"] or "runs/subnet"
     arch = Arch.from_json(arch_path)
     config = _build_config(ctx, "subnet", params, {"arch": arch.to_dict()})
-    _run(ctx, config, params, out)
+    _run(ctx, config, params, out, arch_source=arch_path)

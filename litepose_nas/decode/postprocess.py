@@ -17,6 +17,10 @@ import numpy as np
 from .grouping import group
 
 PIXEL_STD = 200.0  # the original expresses scales in units of 200 pixels
+# Generous bounds far beyond any photo of COCO / CrowdPose (at most 640 px a side): an image past
+# them (a decompression bomb, a 2 x 60000 px strip) would plan a network input of gigabytes.
+MAX_IMAGE_SIDE = 16384
+MAX_INPUT_PIXELS = 1 << 24  # 16 megapixels of resized input (e.g. 512 x 32768, 4096 x 4096)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,16 @@ class ResizeInfo:
 
 
 def resize_info(height: int, width: int, input_size: int) -> ResizeInfo:
-    """The original's test-time size, centre and scale for an image of ``height`` x ``width``."""
+    """The original's test-time size, centre and scale for an image of ``height`` x ``width``.
+
+    Raises ``ValueError`` for an empty image, a side over :data:`MAX_IMAGE_SIDE` or a resized
+    input over :data:`MAX_INPUT_PIXELS` (an extreme aspect ratio).
+    """
+    if not (0 < height <= MAX_IMAGE_SIDE and 0 < width <= MAX_IMAGE_SIDE):
+        raise ValueError(f"image of {height}x{width} px (height x width) not supported "
+                         f"(allowed: 1 to {MAX_IMAGE_SIDE} px a side)")
+    if input_size <= 0:
+        raise ValueError(f"input size {input_size} for the image must be positive")
     center = (float(int(width / 2.0 + 0.5)), float(int(height / 2.0 + 0.5)))
     short = int((input_size + 63) // 64 * 64)
     if width < height:
@@ -60,6 +73,12 @@ def resize_info(height: int, width: int, input_size: int) -> ResizeInfo:
         w_resized = int((short / height * width + 63) // 64 * 64)
         scale_h = height / PIXEL_STD
         scale_w = w_resized / h_resized * height / PIXEL_STD
+    if w_resized * h_resized > MAX_INPUT_PIXELS:
+        raise ValueError(
+            f"image of {height}x{width} px (height x width) would need a {h_resized}x{w_resized} network input "
+            f"at input size {input_size} (allowed: up to {MAX_INPUT_PIXELS // (1 << 20)} megapixels; "
+            "the aspect ratio is too extreme)"
+        )
     return ResizeInfo(center=center, scale=(scale_w, scale_h), size=(w_resized, h_resized))
 
 

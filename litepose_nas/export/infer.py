@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import DataError, InputError
 from ..io import write_bytes_atomic, write_json_atomic
+from ..decode.postprocess import MAX_IMAGE_SIDE
 from .metadata import ExportMetadata, metadata_for_model
 
 PEOPLE_FILENAME = "people.json"
@@ -44,6 +45,13 @@ class PoseEstimator:
         if not model_path.is_file():
             raise InputError(f"{model_path}: model file not found")
         self.model_path = model_path
+        if metadata is None:
+            from .metadata import METADATA_FILENAME
+
+            sidecar = model_path.with_name(METADATA_FILENAME)
+            meta_source = str(sidecar) if sidecar.is_file() else f"{model_path} (embedded metadata)"
+        else:
+            meta_source = "the given metadata"
         self.metadata = metadata or metadata_for_model(model_path)
         from .onnx_export import ort_session
 
@@ -55,6 +63,34 @@ class PoseEstimator:
         names = [i.name for i in self.session.get_inputs()]
         if names != [self.metadata.input_name]:
             raise InputError(f"{model_path}: inputs {names} do not match the metadata's {self.metadata.input_name!r}")
+        self._check_outputs(meta_source)
+
+    def _check_outputs(self, meta_source: str) -> None:
+        """The metadata must describe the graph's outputs (names, 2J and J channels): decoding with
+        another joint count would index past the maps or mislabel every joint."""
+        meta = self.metadata
+        shapes = {o.name: o.shape for o in self.session.get_outputs()}
+        missing = [name for name in meta.output_names if name not in shapes]
+        if missing or len(meta.output_names) != 2:
+            raise InputError(
+                f"{meta_source}: outputs {list(meta.output_names)} do not match the model {self.model_path.name}'s "
+                f"{list(shapes)}"
+            )
+        j = meta.num_joints
+        for name, expected in zip(meta.output_names, (2 * j, j)):
+            shape = shapes[name]
+            channels = shape[1] if len(shape) == 4 else None
+            # a symbolic (str) channel dim cannot be checked here; the decoder checks real outputs
+            if len(shape) != 4 or (isinstance(channels, int) and channels != expected):
+                raise InputError(
+                    f"{meta_source}: num_joints {j} does not match the model {self.model_path.name} "
+                    f"(output {name!r} has shape {list(shape)}, expected {expected} channels)"
+                )
+        if len(meta.joint_names) != j or len(meta.flip_index) != j or any(not 0 <= i < j for i in meta.flip_index):
+            raise InputError(
+                f"{meta_source}: keypoints and flip_index must list {j} joints (num_joints {j}), "
+                f"got {len(meta.joint_names)} and {len(meta.flip_index)}"
+            )
 
     @property
     def num_joints(self) -> int:
@@ -181,9 +217,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: image not found")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:
+        # OpenCV refuses headers claiming more than its pixel limit (a decompression bomb) this way
+        raise DataError(f"{path}: cannot decode the image (corrupt, or too large: allowed up to "
+                        f"{MAX_IMAGE_SIDE} px a side)") from None
     if image is None:
         raise DataError(f"{path}: cannot read the image (allowed: {', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)})")
+    height, width = image.shape[:2]
+    if not (0 < height <= MAX_IMAGE_SIDE and 0 < width <= MAX_IMAGE_SIDE):
+        raise DataError(f"{path}: image of {height}x{width} px (height x width) is too large "
+                        f"(allowed: up to {MAX_IMAGE_SIDE} px a side)")
     return image
 
 
@@ -237,6 +282,13 @@ def run_inference(
     if not 0.0 <= thr < 1.0:
         raise InputError(f"--threshold {thr}: must be in [0, 1) (a heatmap value)")
     images = [(Path(p), read_image(p)) for p in image_paths]
+    from ..decode import resize_info
+
+    for path, bgr in images:
+        try:
+            resize_info(bgr.shape[0], bgr.shape[1], meta.img_size)
+        except ValueError as exc:  # an extreme aspect ratio: refused before anything runs
+            raise DataError(f"{path}: {exc}") from None
 
     out_dir = Path(out_dir)
     coco: dict[str, Any] = {

@@ -26,6 +26,9 @@ INPUT_NAME = "image"
 OUTPUT_NAMES = ("heatmaps_tags", "heatmaps")
 OUTPUT_STRIDES = (4, 2)
 PARITY_TOLERANCE = 1e-4
+# largest img_size export accepts: far past the published models (256-640 px), small enough that
+# the parity check's img_size x img_size input and activations fit in memory
+MAX_IMG_SIZE = 2048
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ def model_from_supernet(
     path: str | os.PathLike,
     num_joints: int | None = None,
     space: str | None = None,
+    arch_source: str | None = None,
 ) -> nn.Module:
     """Load the supernet checkpoint at ``path`` strictly and extract the static LitePose of ``arch``.
 
     ``space`` (a YAML file or shipped name) is the supernet's search space; by default it is
     recognised from the checkpoint's largest network. ``num_joints`` must match the checkpoint's.
+    ``arch_source`` (the architecture's file) is named when ``arch`` does not fit the supernet.
     """
     from ..checkpoints import LAYOUT_SUPERNET, load_original_checkpoint
 
@@ -33,5 +35,7 @@ def model_from_supernet(
             f"{path}: the supernet has {ckpt.num_joints} joints but {num_joints} were asked for "
             "(leave --num-joints out to follow the checkpoint)"
         )
-    # plan() raises ArchError naming the first field of arch that the supernet cannot run
-    return ckpt.model.extract(arch).eval()
+    from ..supernet import extract_subnet
+
+    # ArchError naming both files and the first field of arch that the supernet cannot run
+    return extract_subnet(ckpt.model, arch, arch_source, str(path)).eval()

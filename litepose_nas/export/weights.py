@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, JobError
 from ..io import atomic_path
 
 
@@ -30,6 +30,17 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
     what = f"the static LitePose of {model.arch.describe()}" if hasattr(model, "arch") else "the model"
     check_state_dict(model.state_dict(), state, source, what)
     model.load_state_dict(state, strict=True)
+
+
+def check_finite(model: nn.Module, source: str | os.PathLike) -> None:
+    """Raise :class:`JobError` naming ``source`` and the first parameter or buffer holding NaN or inf."""
+    for key, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise JobError(
+                f"{source}: weight {key!r} has {bad} non-finite value(s) (NaN or inf); "
+                "the model cannot be exported (was the training run diverging?)"
+            )
 
 
 def num_joints_of(state: dict[str, torch.Tensor]) -> int | None:

@@ -105,15 +105,25 @@ class _Partial:
         self.path = path
         self.records: list[dict[str, Any]] = []
         if path.exists():
-            lines = path.read_text().splitlines()
+            not_progress = (f"{path}: not a profiler progress file; delete it to start again "
+                            "or choose another --out")
+            try:
+                lines = path.read_text().splitlines()
+            except UnicodeDecodeError:
+                raise TableError(not_progress) from None
+            except OSError as exc:
+                raise TableError(f"{path}: cannot read the profiler progress file ({exc.strerror or exc})") from None
             parsed = []
             for line in lines:
                 try:
-                    parsed.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     break  # a line cut by the kill: drop it and what follows
-            if not parsed or parsed[0].get("type") != "settings":
-                raise TableError(f"{path}: not a profiler progress file; delete it to start again")
+                if not isinstance(record, dict):
+                    break
+                parsed.append(record)
+            if not parsed or parsed[0].get("type") != "settings" or not isinstance(parsed[0].get("identity"), dict):
+                raise TableError(not_progress)
             if parsed[0]["identity"] != identity:
                 diff = sorted(k for k in identity if parsed[0]["identity"].get(k) != identity[k])
                 raise TableError(

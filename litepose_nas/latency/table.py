@@ -26,7 +26,11 @@ from ..errors import TableError
 from ..io import write_text_atomic
 from ..space.arch import Arch
 from ..space.search_space import ArchArrays, SearchSpace
-from .layers import FIELDS, KINDS, LayerConfig, pack, slot_keys, unpack
+from .layers import _BITS, FIELDS, KINDS, LayerConfig, pack, slot_keys, unpack
+
+# exclusive upper bound of each shape field (FIELDS order): what its bits in the packed key hold
+_FIELD_LIMITS = tuple(1 << b for b in _BITS[1:])
+_MAX_SAMPLES = (1 << 31) - 1
 
 FORMAT_VERSION = 1
 COLUMNS = ("key", "kind") + FIELDS + ("median_ms", "p90_ms", "samples")
@@ -282,6 +286,15 @@ def _read_rows(path: Path) -> tuple[list[LayerConfig], np.ndarray, np.ndarray, n
             raise TableError(f"{path}: line {line_no}: non-numeric field in {row}") from None
         if not (math.isfinite(m) and math.isfinite(p)) or m < 0 or p < 0 or s < 0 or min(ints) < 0:
             raise TableError(f"{path}: line {line_no}: latencies and shapes must be finite and >= 0")
+        # each shape field has a fixed bit width in the packed int64 key: a wider value would
+        # overflow (or silently spill into its neighbour's bits and alias another layer)
+        for name, value, limit in zip(FIELDS, ints, _FIELD_LIMITS):
+            if value >= limit:
+                raise TableError(
+                    f"{path}: line {line_no}: field {name} {value} out of range (allowed: 0 to {limit - 1})"
+                )
+        if s > _MAX_SAMPLES:
+            raise TableError(f"{path}: line {line_no}: field samples {s} out of range (allowed: 0 to {_MAX_SAMPLES})")
         cfg = LayerConfig(kind, *ints)
         if cfg.key != row[0]:
             raise TableError(f"{path}: line {line_no}: key {row[0]!r} does not match its fields ({cfg.key})")

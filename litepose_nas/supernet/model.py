@@ -250,3 +250,15 @@ class SuperLitePose(nn.Module):
 
     def extra_repr(self) -> str:
         return f"space={self.space.name!r}, num_joints={self.num_joints}, largest={self.max_arch.describe()!r}"
+
+
+def extract_subnet(supernet: SuperLitePose, arch: Arch, arch_source: str | None, supernet_source: str) -> LitePose:
+    """``supernet.extract(arch)`` where an ``arch`` that does not fit raises :class:`ArchError` naming
+    both the architecture file and the supernet file (the user has to fix one of the two)."""
+    try:
+        return supernet.extract(arch)
+    except ArchError as exc:
+        detail = str(exc).removeprefix("architecture: ")
+        raise ArchError(
+            f"{arch_source or 'architecture'}: not a subnet of the supernet {supernet_source}: {detail}"
+        ) from None

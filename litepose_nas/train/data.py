@@ -44,6 +44,15 @@ class MultiResolutionDataset(Dataset):
         return self.datasets[int(size)][(int(index), int(aug_seed))]
 
 
+def check_batch_fits(num_images: int, batch_size: int, world_size: int = 1, what: str = "the training split") -> None:
+    """Raise :class:`DataError` when the split cannot fill one global batch (every step needs one)."""
+    if num_images < batch_size * world_size:
+        raise DataError(
+            f"{what} has {num_images} images, fewer than one global batch "
+            f"(--batch-size {batch_size} per process x {world_size} processes)"
+        )
+
+
 class StepBatchSampler(Sampler):
     """Yields this rank's batch of ``(size, index, aug_seed)`` for steps ``start_step, start_step + 1, ...``."""
 
@@ -53,11 +62,7 @@ class StepBatchSampler(Sampler):
         self.batch_size = int(batch_size)
         self.world_size = int(world_size)
         self.global_batch = self.batch_size * self.world_size
-        if self.num_images < self.global_batch:
-            raise DataError(
-                f"the training split has {self.num_images} images, fewer than one global batch "
-                f"({self.batch_size} per process x {self.world_size} processes)"
-            )
+        check_batch_fits(self.num_images, self.batch_size, self.world_size)
         self.resolutions = tuple(int(r) for r in resolutions)
         self.seed = int(seed)
         self.rank = int(rank)

@@ -28,7 +28,9 @@ from torch import nn
 from ..errors import CheckpointError, InputError, JobError
 from ..io import atomic_path, write_text_atomic
 from .config import TrainConfig
-from .data import MultiResolutionDataset, StepBatchSampler, make_step_loader, split_batch, to_device
+from .data import (
+    MultiResolutionDataset, StepBatchSampler, check_batch_fits, make_step_loader, split_batch, to_device,
+)
 from .distributed import DistInfo, average_buffers, barrier, broadcast_flag, init_distributed, mean_across_ranks, unwrap, wrap
 from .sandwich import SandwichStep, SubnetStep, sandwich_archs
 from .state import capture_rng, make_optimizer, make_scheduler, restore_rng, seed_everything
@@ -53,8 +55,10 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------- model construction
-def build_model(config: TrainConfig) -> nn.Module:
-    """The network a run trains: a fresh (or initialised) supernet, or a static subnet."""
+def build_model(config: TrainConfig, arch_source: str | None = None) -> nn.Module:
+    """The network a run trains: a fresh (or initialised) supernet, or a static subnet.
+
+    ``arch_source`` (the file the subnet's architecture came from) is named in errors."""
     joints = config.num_joints
     if config.kind == "supernet":
         from ..supernet import SuperLitePose
@@ -67,7 +71,7 @@ def build_model(config: TrainConfig) -> nn.Module:
 
     arch = config.architecture()
     if config.init_from:
-        return _init_subnet(arch, joints, config.init_from)
+        return _init_subnet(arch, joints, config.init_from, arch_source)
     return LitePose(arch, joints)
 
 
@@ -93,7 +97,7 @@ def _init_supernet(model: nn.Module, path: str) -> None:
     model.reorder_channels()  # leading channels must be the important ones before slicing subnets
 
 
-def _init_subnet(arch, joints: int, path: str) -> nn.Module:
+def _init_subnet(arch, joints: int, path: str, arch_source: str | None = None) -> nn.Module:
     """Extracted from a supernet checkpoint, or loaded from a static checkpoint of the same arch."""
     from ..checkpoints import check_state_dict, load_original_checkpoint
     from ..models.litepose import LitePose
@@ -102,8 +106,9 @@ def _init_subnet(arch, joints: int, path: str) -> nn.Module:
     if ck.num_joints != joints:
         raise CheckpointError(f"{path}: has {ck.num_joints} joints, this run trains {joints}")
     if ck.layout == "supernet":
-        model = ck.model.extract(arch)
-        return model.train()
+        from ..supernet import extract_subnet
+
+        return extract_subnet(ck.model, arch, arch_source, str(path)).train()
     model = LitePose(arch, joints, stem_mid_channels=ck.model.first[0][0].out_channels)
     check_state_dict(model.state_dict(), ck.model.state_dict(), path, f"the static LitePose of {arch.describe()}")
     model.load_state_dict(ck.model.state_dict(), strict=True)
@@ -137,6 +142,7 @@ class Trainer:
         device: str = "auto",
         time_limit_s: float = 0.0,
         on_step: Callable[[int, dict[str, float]], None] | None = None,
+        arch_source: str | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.resume = resume
@@ -147,6 +153,8 @@ class Trainer:
         self.checkpoint_path = self.out_dir / CHECKPOINT_NAME
         self.metrics_path = self.out_dir / METRICS_NAME
         self._checkpoint: dict[str, Any] | None = None
+        # where the subnet's architecture came from, for errors (a resumed run's is its checkpoint's config)
+        self.arch_source = f"{self.checkpoint_path} config arch" if resume else arch_source
         if resume:
             self._checkpoint = self._read_checkpoint()
             saved = TrainConfig.from_dict(self._checkpoint["config"], source=f"{self.checkpoint_path} config")
@@ -271,8 +279,11 @@ class Trainer:
         }
         self.train_source = source
         self.dataset = MultiResolutionDataset(datasets)
+        # checked here as well as by the sampler: the run folder must not be created for a run that cannot start
+        check_batch_fits(len(self.dataset), cfg.batch_size, self.info.world_size,
+                         what=f"{cfg.data}: the training split {cfg.train_split!r}")
 
-        model = build_model(cfg).to(device).to(memory_format=self.memory_format).train()
+        model = build_model(cfg, self.arch_source).to(device).to(memory_format=self.memory_format).train()
         loss = make_loss(cfg).to(device)
         if cfg.kind == "supernet":
             step_module: nn.Module = SandwichStep(model, loss, cfg.distill_weight)
