@@ -68,7 +68,9 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
                 f"{p}: refused to load: the file holds Python objects other than tensors and plain containers "
                 f"({detail}); only weights are loaded (torch.load weights_only=True), nothing in it was run"
             ) from None
-        raise CheckpointError(f"{p}: not a readable PyTorch checkpoint (weights-only loader: {detail})") from None
+        raise CheckpointError(
+            f"{p}: refused to load: not a weights-only PyTorch checkpoint ({detail}); nothing in it was run"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a corrupt file
         message = " ".join(str(exc).split())[:200]
         raise CheckpointError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {message})") from None

@@ -54,6 +54,11 @@ def run_cli_command(call: Callable[[], T]) -> T:
         sys.exit(exc.exit_code)
     except InputError as exc:
         _fail(exc, USAGE_EXIT)
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `| head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(RUNTIME_EXIT)
     except (JobError, OSError, MemoryError) as exc:
         _fail(exc, RUNTIME_EXIT)
     except KeyboardInterrupt:

@@ -44,8 +44,12 @@ def fit(evals_csv, model, out_dir, space_path, target, folds, compare, seed, qui
         raise InputError(f"{out}: exists and is not a folder (--out takes a folder)")
     table = read_evals(evals_csv, target)
     enc = table.encoded(space)
-    pred = fit_predictor(space, enc, table.targets, model=model, folds=folds, seed=seed, compare=kinds,
-                         progress=not quiet and not as_json and sys.stderr.isatty())
+    try:
+        pred = fit_predictor(space, enc, table.targets, model=model, folds=folds, seed=seed, compare=kinds,
+                             progress=not quiet and not as_json and sys.stderr.isatty())
+    except InputError as exc:
+        # the fitting code knows the rows, not where they came from
+        raise type(exc)(f"{evals_csv}: {exc}") from None
     pred.provenance.update({
         "training_data": str(Path(evals_csv).resolve()),
         "training_data_sha256": hashlib.sha256(Path(evals_csv).read_bytes()).hexdigest(),
