@@ -93,6 +93,115 @@ def test_refine_shortcut_equals_dense_search():
         np.testing.assert_array_equal(ours, ref)
 
 
+def _scipy_max_pool(heat: np.ndarray, kernel: int) -> np.ndarray:
+    """The original's max-pool, independently: scipy's max filter with a -inf border."""
+    from scipy.ndimage import maximum_filter
+
+    return maximum_filter(heat, size=(1, kernel, kernel), mode="constant", cval=-np.inf)
+
+
+@pytest.mark.parametrize("people", [1, 5, 30])
+def test_nms_shortcuts_equal_max_pool(people):
+    """Few hits take the gathered-window path, many the stacked dilation: both equal the max-pool,
+    also for peaks on map edges, plateaus, and maps whose neighbour in the stack is larger."""
+    from litepose_nas.decode.grouping import _nms_survivors, _survivors_dense, max_pool
+
+    rng = np.random.default_rng(people)
+    spec = keypoint_spec("coco")
+    heat, _ = render_maps(random_people(people, 64, 64, spec, rng), 64, 64)
+    heat[2, 0, 5] = 0.7              # peak on a map's top row ...
+    heat[1, -1, 5] = 0.9             # ... under a larger pixel at the bottom of the map above it
+    heat[3, 10:12, 10:13] = 0.95     # plateau: every pixel of it survives
+    heat[4, 30, -1] = heat[4, -1, 0] = 0.8   # right edge, bottom-left corner
+    quantized = np.round(heat * 4) / 4       # many ties
+    noisy = heat + rng.normal(0, 0.05, heat.shape).astype(np.float32)   # many isolated maxima
+    for maps in (heat, quantized, noisy):
+        for kernel in (1, 3, 5):
+            pooled = _scipy_max_pool(maps, kernel)
+            np.testing.assert_array_equal(max_pool(maps, kernel), pooled)
+            for threshold in (0.1, 0.0):
+                expected = np.flatnonzero((pooled == maps) & (maps > threshold))
+                np.testing.assert_array_equal(_nms_survivors(maps, threshold, kernel)[0], expected)
+                np.testing.assert_array_equal(_survivors_dense(maps, maps > threshold, kernel), expected)
+
+
+def test_match_shortcut_equals_the_solver(monkeypatch):
+    """Disjoint acceptable pairs skip the assignment solver; the people are the same as with it,
+    and the solver still runs where pairs compete (noisy tags)."""
+    from litepose_nas.decode import grouping
+
+    calls = []
+    real = grouping.linear_sum_assignment
+    monkeypatch.setattr(grouping, "linear_sum_assignment", lambda cost: calls.append(cost.shape) or real(cost))
+    rng = np.random.default_rng(3)
+    spec = keypoint_spec("coco")
+    solved = {True: 0, False: 0}
+    for people, noise, tag_dim in [(1, 0.0, 1), (5, 0.0, 1), (15, 0.3, 1), (30, 0.3, 1), (30, 0.3, 2), (8, 1.0, 1)]:
+        heat, tags = render_maps(random_people(people, 96, 96, spec, rng), 96, 96)
+        tags = np.repeat(tags[..., None], tag_dim, axis=3) + rng.normal(0, noise, tags.shape + (tag_dim,)).astype(np.float32)
+        heat = heat + rng.normal(0, noise / 10, heat.shape).astype(np.float32)
+        cand = top_candidates(heat, tags, 30, threshold=0.1)
+        order = grouping.original_joint_order(17)
+        for kwargs in ({"tag_threshold": 1.0, "use_detection_val": True}, {"tag_threshold": 2.5, "use_detection_val": False}):
+            out = {}
+            for shortcut in (True, False):
+                calls.clear()
+                out[shortcut] = grouping._match(cand, order, 0.1, max_people=30, shortcut=shortcut, **kwargs)
+                solved[shortcut] += len(calls)
+            np.testing.assert_array_equal(out[True], out[False])
+    assert 0 < solved[True] < solved[False]
+
+
+def test_match_resolves_competing_candidates():
+    """Two candidates acceptable to the same person (and one candidate acceptable to two people):
+    the cheaper pair wins, the other candidate starts a person."""
+    from litepose_nas.decode.grouping import Candidates, _match
+
+    inf = -np.inf
+    cand = Candidates(   # strongest first, as top_candidates gives them
+        xy=np.array([[[1, 1], [0, 0]], [[3, 3], [2, 2]], [[4, 4], [0, 0]]]),
+        val=np.array([[0.875, inf], [0.75, 0.5], [0.625, inf]], dtype=np.float32),
+        tag=np.array([[[0.0], [0.0]], [[0.6], [0.1]], [[-0.05], [0.0]]], dtype=np.float32),
+    )
+    for shortcut in (True, False):
+        people = _match(cand, (0, 1, 2), 0.1, 1.0, 30, True, shortcut=shortcut)
+        # joint 1: both tags are within 1 of person 0's, but 0.1 rounds to distance 0 and wins
+        # (0.6 rounds to 1); joint 2: -0.05 is within 1 of both people, at rounded distance 0 of
+        # person 0 (mean 0.05) and 1 of person 1 (0.6)
+        np.testing.assert_array_equal(people[:, :, 2], [[0.875, 0.5, 0.625], [0.0, 0.75, 0.0]])
+        np.testing.assert_array_equal(people[1, 1, :2], [3, 3])
+
+
+def test_refine_shortcuts_equal_dense_search_on_oracle_maps(monkeypatch):
+    """Oracle-like maps (flat zero background, integer tags) where people lack joints: refine must
+    settle most pairs on few pixels, and also score the pixels of a map whose tag is close to a
+    person's (a zero pixel with the person's tag beats every real candidate), as the dense search
+    does."""
+    from litepose_nas.decode import refine as refine_module
+
+    scored = []
+    real = refine_module._scores
+    monkeypatch.setattr(refine_module, "_scores", lambda det, tag, ref: scored.append(len(det)) or real(det, tag, ref))
+    rng = np.random.default_rng(7)
+    spec = keypoint_spec("crowdpose")
+    for trial in range(6):
+        scene = random_people(6, 48, 48, spec, rng, invisible=0.3)
+        heat, tags = render_maps(scene, 48, 48)
+        if trial % 2:
+            # the tag of a person lacking joint j appears on map j away from any peak
+            for j in range(spec.num_joints):
+                lacking = np.flatnonzero(scene[:, j, 2] == 0)
+                if len(lacking):
+                    tags[j, :6, :6] = lacking[0] + rng.choice([0.0, 0.49, -0.51])
+        tag_sets = [tags, np.stack([tags, tags + rng.normal(0, 0.3, tags.shape).astype(np.float32)], axis=3)]
+        for tag_maps in tag_sets:
+            ours, our_scores = group(heat, tag_maps, exact=True)
+            ref, ref_scores = reference_group(heat, tag_maps, solver="scipy")
+            np.testing.assert_array_equal(ours, ref)
+            np.testing.assert_array_equal(our_scores, ref_scores)
+    assert scored, "no pair needed its close pixels scored"
+
+
 def test_sparse_candidates_equal_dense_top_k():
     rng = np.random.default_rng(0)
     heat, tags = _random_maps(rng, joints=4, h=30, w=30, tag_dim=2)

@@ -3,7 +3,7 @@
 Importing this package needs numpy and scipy only; torch and OpenCV load inside the functions that
 use them.
 """
-from .grouping import Candidates, group, max_pool, nms, original_joint_order, top_candidates
+from .grouping import Candidates, group, nms, original_joint_order, top_candidates
 from .postprocess import (
     ResizeInfo, decode_outputs, fuse_outputs, normalize_image, predict_people, resize_for_test, resize_info,
     to_image_coords,
@@ -11,7 +11,8 @@ from .postprocess import (
 from .reference import dense_top_candidates, hungarian, reference_group
 
 __all__ = [
-    "group", "reference_group", "dense_top_candidates", "hungarian", "top_candidates", "nms", "original_joint_order", "Candidates",
+    "group", "reference_group", "dense_top_candidates", "hungarian", "top_candidates", "nms", "original_joint_order",
+    "Candidates",
     "ResizeInfo", "resize_info", "resize_for_test", "to_image_coords", "fuse_outputs", "decode_outputs",
     "normalize_image", "predict_people",
 ]

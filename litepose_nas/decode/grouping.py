@@ -12,10 +12,15 @@ centres plus or minus a quarter pixel, as in the original.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from .refine import quarter_offsets
+from .refine import refine as _refine_people
+from .scratch import scratch
 
 # The original visits joints in this order (1-based in its source): head first, then shoulders, hips,
 # elbows, wrists, knees, ankles for COCO. With 14 joints it takes the first 14 entries, which gives
@@ -56,14 +61,121 @@ def max_pool(heatmaps: np.ndarray, kernel: int = 5) -> np.ndarray:
     """Each pixel's maximum over its ``kernel`` x ``kernel`` window (stride 1, same size)."""
     import cv2
 
-    # OpenCV's dilation pads with -inf, as the original's max-pool does; it is ~20x faster than scipy
-    element = np.ones((kernel, kernel), dtype=np.uint8)
-    return np.stack([cv2.dilate(m, element) for m in heatmaps]) if len(heatmaps) else heatmaps.copy()
+    heatmaps = np.ascontiguousarray(heatmaps, dtype=np.float32)
+    if heatmaps.size == 0:
+        return heatmaps.copy()
+    num_joints, height, width = heatmaps.shape
+    # all maps in one OpenCV call: stacked with kernel // 2 rows of -inf between them so that no
+    # window reaches into a neighbouring map. OpenCV pads the border with -inf, as the original's
+    # max-pool does, and is ~20x faster than scipy.
+    pad = kernel // 2
+    buf = np.full((num_joints, height + 2 * pad, width), -np.inf, dtype=np.float32)
+    buf[:, pad:pad + height] = heatmaps
+    pooled = cv2.dilate(buf.reshape(-1, width), np.ones((kernel, kernel), dtype=np.uint8))
+    return np.ascontiguousarray(pooled.reshape(buf.shape)[:, pad:pad + height])
 
 
 def nms(heatmaps: np.ndarray, kernel: int = 5) -> np.ndarray:
     """Zero every pixel that is not the maximum of its ``kernel`` x ``kernel`` window."""
     return np.where(max_pool(heatmaps, kernel) == heatmaps, heatmaps, np.float32(0))
+
+
+def _nms_survivors(heatmaps: np.ndarray, threshold: float, kernel: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Flat indices (ascending) of the pixels above ``threshold`` that equal their window maximum,
+    and those of all the pixels above ``threshold`` when there are few (else None)."""
+    _, _, width = heatmaps.shape
+    flat = heatmaps.reshape(-1)
+    above = np.greater(flat, threshold, out=scratch("above", flat.shape, np.bool_))
+    if np.count_nonzero(above) * 16 >= flat.size:
+        return _survivors_dense(heatmaps, above, kernel), None
+    # Few hits (few people): cheap necessary conditions, then the windows of the few candidates
+    # left, gathered, cost less than pooling whole maps (crossovers measured at 17 x 128 x 128).
+    hits = np.flatnonzero(above)
+    candidates = hits[_row_neighbour_max(hits, flat[hits], width, kernel)]
+    candidates = candidates[_column_neighbour_max(heatmaps, candidates, kernel)]
+    if len(candidates) * kernel * kernel * 2 < flat.size:
+        return candidates[_window_max_sparse(heatmaps, candidates, kernel) == flat[candidates]], hits
+    above[:] = False          # the mask of the candidates left, in the same work array
+    above[candidates] = True
+    return _survivors_dense(heatmaps, above, kernel), hits
+
+
+def _row_neighbour_max(hits: np.ndarray, vals: np.ndarray, width: int, kernel: int) -> np.ndarray:
+    """Mask of the ``hits`` (ascending flat indices of the pixels above the threshold, values
+    ``vals``) not below their left and right neighbours within the window: a cheap necessary
+    condition for surviving NMS that drops most hits. A neighbour that is not a hit is at or below
+    the threshold, so below the hit; one that is a hit is the next (or previous) entry."""
+    before, after = _window_bounds(kernel)
+    keep = np.ones(len(hits), dtype=bool)
+    # entries i and i + 1 are horizontal neighbours (same row)
+    adjacent = (hits[1:] - hits[:-1] == 1) & (hits[1:] % width != 0)
+    if after:
+        keep[:-1] &= ~adjacent | (vals[:-1] >= vals[1:])
+    if before:
+        keep[1:] &= ~adjacent | (vals[1:] >= vals[:-1])
+    return keep
+
+
+def _column_neighbour_max(heatmaps: np.ndarray, hits: np.ndarray, kernel: int) -> np.ndarray:
+    """Mask of the ``hits`` not below the pixels above and below them within the window (and the
+    map): another cheap necessary condition."""
+    _, height, width = heatmaps.shape
+    flat = heatmaps.reshape(-1)
+    before, after = _window_bounds(kernel)
+    vals = flat[hits]
+    y = hits // width % height
+    keep = np.ones(len(hits), dtype=bool)
+    if before:
+        keep &= (y == 0) | (vals >= flat[hits - width])   # y == 0: index unused (may wrap)
+    if after:
+        keep &= (y == height - 1) | (vals >= flat[np.minimum(hits + width, len(flat) - 1)])
+    return keep
+
+
+def _window_bounds(kernel: int) -> tuple[int, int]:
+    """Window rows (and columns) before and after the centre, with OpenCV's anchor at kernel // 2."""
+    return kernel // 2, kernel - 1 - kernel // 2
+
+
+def _window_max_sparse(heatmaps: np.ndarray, pixels: np.ndarray, kernel: int) -> np.ndarray:
+    """The window maximum of each flat pixel index, gathered. Indices are clipped to the map: that
+    repeats a pixel of the window, as a -inf border would not change the maximum."""
+    _, height, width = heatmaps.shape
+    flat = heatmaps.reshape(-1)
+    before, after = _window_bounds(kernel)
+    offsets = np.arange(-before, after + 1)[:, None]
+    row = pixels // width                   # row of the stacked maps
+    y = row % height
+    cols = offsets + (pixels - row * width)
+    np.clip(cols, 0, width - 1, out=cols)
+    rows = offsets + y
+    np.clip(rows, 0, height - 1, out=rows)
+    rows += row - y
+    rows *= width
+    # [kernel * kernel, n]: the maximum reduces along axis 0, element by element (fast in numpy)
+    return flat[(rows[:, None, :] + cols[None, :, :]).reshape(kernel * kernel, -1)].max(axis=0)
+
+
+def _survivors_dense(heatmaps: np.ndarray, candidates: np.ndarray, kernel: int) -> np.ndarray:
+    """Flat indices of the pixels where the mask ``candidates`` is set that equal their window
+    maximum, from one dilation of all maps stacked as a single image, with ``kernel // 2`` rows
+    of -inf between them so that no window reaches into a neighbouring map. OpenCV pads the border
+    with -inf, as the original's max-pool does, and is ~20x faster than scipy."""
+    import cv2
+
+    num_joints, height, width = heatmaps.shape
+    before, after = _window_bounds(kernel)
+    rows = height + before + after
+    padded = scratch("padded", (num_joints, rows, width), np.float32)
+    padded[:, :before] = -np.inf
+    padded[:, before + height:] = -np.inf
+    padded[:, before:before + height] = heatmaps
+    pooled = scratch("pooled", (num_joints * rows, width), np.float32)
+    pooled = cv2.dilate(padded.reshape(-1, width), np.ones((kernel, kernel), dtype=np.uint8), dst=pooled)
+    inner = pooled.reshape(num_joints, rows, width)[:, before:before + height]
+    survive = np.equal(inner, heatmaps, out=scratch("survive", heatmaps.shape, np.bool_))
+    survive &= candidates.reshape(heatmaps.shape)
+    return np.flatnonzero(survive)
 
 
 def top_candidates(heatmaps: np.ndarray, tags: np.ndarray, k: int, nms_kernel: int = 5,
@@ -74,296 +186,202 @@ def top_candidates(heatmaps: np.ndarray, tags: np.ndarray, k: int, nms_kernel: i
     The original takes the top k of the whole NMS-ed map and then drops values at or below the
     detection threshold; for a threshold >= 0 that keeps exactly these candidates.
     """
+    heatmaps = np.ascontiguousarray(heatmaps, dtype=np.float32)
+    return _top_candidates(heatmaps, tags, k, nms_kernel, threshold)[0]
+
+
+def _top_candidates(heatmaps: np.ndarray, tags: np.ndarray, k: int, nms_kernel: int,
+                    threshold: float) -> tuple[Candidates, np.ndarray | None]:
+    """:func:`top_candidates` of contiguous float32 maps, and the flat indices of all the pixels
+    above the threshold when they are few (refine reuses them), else None."""
     if threshold < 0:
         raise ValueError(f"detection threshold must be >= 0, got {threshold}")
     num_joints, height, width = heatmaps.shape
-    flat = heatmaps.reshape(num_joints, -1)
-    survive = (max_pool(heatmaps, nms_kernel).reshape(num_joints, -1) == flat) & (flat > threshold)
-    hits = np.flatnonzero(survive)  # ~15x faster than a 2-D nonzero
-    j_idx, p_idx = np.divmod(hits, height * width)
-    vals = flat[j_idx, p_idx]
-    order = np.lexsort((p_idx, -vals, j_idx))
-    j_idx, p_idx, vals = j_idx[order], p_idx[order], vals[order]
-    counts = np.bincount(j_idx, minlength=num_joints)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rank = np.arange(len(j_idx)) - starts[j_idx]
-    keep = rank < k
-    j_idx, p_idx, vals, rank = j_idx[keep], p_idx[keep], vals[keep], rank[keep]
+    n_pix = height * width
     tag_dim = tags.shape[3]
     xy = np.zeros((num_joints, k, 2), dtype=np.int64)
     val = np.full((num_joints, k), -np.inf, dtype=np.float32)
     tag = np.zeros((num_joints, k, tag_dim), dtype=np.float32)
-    xy[j_idx, rank, 0] = p_idx % width
-    xy[j_idx, rank, 1] = p_idx // width
+    hits, above = _nms_survivors(heatmaps, threshold, nms_kernel)
+    if len(hits) == 0:
+        return Candidates(xy=xy, val=val, tag=tag), above
+    j_idx = hits // n_pix
+    vals = heatmaps.reshape(-1)[hits]
+    # hits are in (joint, pixel) order and lexsort is stable: ties keep pixel order
+    order = np.lexsort((-vals, j_idx))
+    j_idx, vals, hits = j_idx[order], vals[order], hits[order]
+    counts = np.bincount(j_idx, minlength=num_joints)
+    rank = np.arange(len(j_idx)) - (np.cumsum(counts) - counts)[j_idx]
+    if counts.max() > k:
+        keep = rank < k
+        j_idx, vals, rank, hits = j_idx[keep], vals[keep], rank[keep], hits[keep]
+    pixel = hits - j_idx * n_pix
+    xy[j_idx, rank, 0] = pixel % width
+    xy[j_idx, rank, 1] = pixel // width
     val[j_idx, rank] = vals
-    tag[j_idx, rank] = tags.reshape(num_joints, height * width, tag_dim)[j_idx, p_idx]
-    return Candidates(xy=xy, val=val, tag=tag)
-
-
-class _People:
-    """Growing person table: joint rows as the original stores them (x, y, value, tag...)."""
-
-    def __init__(self, capacity: int, num_joints: int, tag_dim: int) -> None:
-        self.joints = np.zeros((capacity, num_joints, 3 + tag_dim), dtype=np.float64)
-        self.tag_sum = np.zeros((capacity, tag_dim), dtype=np.float32)
-        self.tag_count = np.zeros(capacity, dtype=np.int64)
-        self.n = 0
-
-    def mean_tags(self, count: int) -> np.ndarray:
-        return self.tag_sum[:count] / self.tag_count[:count, None].astype(np.float32)
+    tag[j_idx, rank] = tags.reshape(num_joints * n_pix, tag_dim)[hits]
+    return Candidates(xy=xy, val=val, tag=tag), above
 
 
 def _match(cand: Candidates, order: tuple[int, ...], detection_threshold: float, tag_threshold: float,
-           max_people: int, use_detection_val: bool, float_keys: bool) -> np.ndarray:
-    """Joint-by-joint assignment of candidates to people; returns ``[P, J, 3 + T]`` float32."""
+           max_people: int, use_detection_val: bool, shortcut: bool = True) -> np.ndarray:
+    """Joint-by-joint assignment of candidates to people (default mode); ``[P, J, 3]`` float32.
+
+    People are integers; a person's state is the float32 sum of its tags and their count, one row of
+    ``state``. ``shortcut`` skips the assignment solver where its answer is known (disjoint
+    acceptable pairs, see below); the result is the same either way (``tests/test_decode.py``).
+    These problems are tiny (at most ``max_people`` squared pairs), so the loop is written for few
+    numpy calls per joint type.
+    """
     num_joints, k, tag_dim = cand.tag.shape
-    people = _People(num_joints * k, num_joints, tag_dim)
-    # exact mode: people are known by the first tag component of the joint that started them, so a
-    # new person whose key exists overwrites that person's joint and tag history, as the original does
-    key_to_id: dict[float, int] = {}
-
-    def start(joint: int, rows: np.ndarray, tags: np.ndarray) -> None:
-        for row, tag in zip(rows, tags):
-            pid = people.n
-            if float_keys:
-                key = float(tag[0])
-                if key in key_to_id:
-                    pid = key_to_id[key]
-                else:
-                    key_to_id[key] = pid
-                    people.n += 1
-            else:
-                people.n += 1
-            people.joints[pid, joint] = row
-            people.tag_sum[pid] = tag
-            people.tag_count[pid] = 1
-
+    # candidates come strongest first, so those above the threshold are a prefix of each row
+    counts = np.count_nonzero(cand.val > detection_threshold, axis=1).tolist()
+    tags64 = cand.tag.astype(np.float64)
+    tags64_1 = tags64[:, :, 0]
+    # what a candidate adds to the state of the person it joins: its tag and a count of one
+    addend = np.concatenate((cand.tag, np.ones((num_joints, k, 1), dtype=np.float32)), axis=2)
+    state = np.zeros((max(sum(counts), 1), tag_dim + 1), dtype=np.float32)
+    sums, count = state[:, :tag_dim], state[:, tag_dim:]
+    person_of = np.full((num_joints, k), -1, dtype=np.int64)   # the person each candidate joins
+    n_people = 0
+    abs_ok = 1e-150 <= tag_threshold <= 1e150
+    # a rejected pair costs one step more than the worst acceptable pair (see below)
+    reject = 100 * np.round(tag_threshold) + 1 if use_detection_val else tag_threshold
     for joint in order:
-        keep = cand.val[joint] > detection_threshold
-        if not keep.any():
+        n = counts[joint]
+        if n == 0:
             continue
-        tags = cand.tag[joint][keep]
-        rows = np.concatenate((cand.xy[joint][keep].astype(np.float64), cand.val[joint][keep, None].astype(np.float64),
-                               tags.astype(np.float64)), axis=1)
-        if people.n == 0:
-            start(joint, rows, tags)
+        if n_people == 0:
+            state[:n] = addend[joint, :n]
+            person_of[joint, :n] = np.arange(n)
+            n_people = n
             continue
-        grouped = min(people.n, max_people)
-        diff = rows[:, None, 3:] - people.mean_tags(grouped).astype(np.float64)[None]
-        dist = np.sqrt((diff * diff).sum(axis=2))
-        cost = np.round(dist) * 100 - rows[:, 2:3] if use_detection_val else dist
-        if not float_keys:
+        grouped = min(n_people, max_people)
+        if n == 1 and grouped == 1 and tag_dim == 1 and shortcut:
+            # One candidate, one person (every joint of a lone person): the same arithmetic on
+            # scalars, ~10x cheaper than on arrays; the pair is taken if acceptable.
+            diff = float(tags64_1[joint, 0]) - float(state[0, 0] / state[0, 1])   # float64 - float32 mean
+            person = 0 if math.sqrt(diff * diff) < tag_threshold else n_people
+            if person:
+                state[person] = addend[joint, 0]
+                n_people += 1
+            else:
+                state[0] += addend[joint, 0]
+            person_of[joint, 0] = person
+            continue
+        if tag_dim == 1:
+            diff = tags64_1[joint, :n, None] - state[:grouped, 0] / state[:grouped, 1]   # float64 - float32 mean
+            # |d| is sqrt(d * d) exactly in binary floating point without under/overflow, and
+            # for thresholds in [1e-150, 1e150] the comparison is the same even with it
+            accept = (np.abs(diff) if abs_ok else np.sqrt(diff * diff)) < tag_threshold
+        else:
+            diff = tags64[joint, :n, None, :] - sums[:grouped] / count[:grouped]
+            dist = np.sqrt((diff * diff).sum(axis=2))
+            accept = dist < tag_threshold
+        r_idx, c_idx = accept.nonzero()
+        # Every acceptable pair costs less than a rejected one (below), so when no row and no column
+        # has two acceptable pairs, every optimal assignment contains all of them and only rejected
+        # pairs besides: the solver's answer is known without calling it.
+        if not (shortcut and len(set(r_idx.tolist())) == len(r_idx) and len(set(c_idx.tolist())) == len(c_idx)):
+            if tag_dim == 1:
+                dist = np.sqrt(diff * diff)
+            cost = np.round(dist) * 100 - cand.val[joint, :n, None].astype(np.float64) if use_detection_val else dist
             # The original assigns every candidate (or, with more candidates than people, every
             # person) to something and rejects far pairs afterwards, so a person without a candidate
             # of this joint steals one from a neighbour, which then starts a duplicate person. Here a
             # rejected pair costs one step more than the worst acceptable pair: nobody is forced.
-            reject = 100 * np.round(tag_threshold) + 1 if use_detection_val else tag_threshold
-            cost = np.where(dist < tag_threshold, cost, reject)
-        elif len(rows) > grouped:
+            r_idx, c_idx = linear_sum_assignment(np.where(accept, cost, reject))
+            ok = accept[r_idx, c_idx]
+            r_idx, c_idx = r_idx[ok], c_idx[ok]
+        state[c_idx] += addend[joint, r_idx]
+        person_of[joint, r_idx] = c_idx
+        fresh = n - len(r_idx)
+        if fresh:
+            new = np.flatnonzero(person_of[joint, :n] < 0)
+            state[n_people:n_people + fresh] = addend[joint, new]
+            person_of[joint, new] = np.arange(n_people, n_people + fresh)
+            n_people += fresh
+    people = np.zeros((n_people, num_joints, 3), dtype=np.float32)
+    j_idx, c_idx = np.nonzero(person_of >= 0)
+    p_idx = person_of[j_idx, c_idx]
+    people[p_idx, j_idx, :2] = cand.xy[j_idx, c_idx]
+    people[p_idx, j_idx, 2] = cand.val[j_idx, c_idx]
+    return people
+
+
+def _match_exact(cand: Candidates, order: tuple[int, ...], detection_threshold: float, tag_threshold: float,
+                 max_people: int, use_detection_val: bool) -> np.ndarray:
+    """The original's assignment, choice for choice; ``[P, J, 3 + T]`` float32.
+
+    People are known by the first tag component of the joint that started them, so a new person
+    whose key exists overwrites that person's joint and tag history; every candidate is assigned
+    (square cost matrix padded with 1e10) and far pairs are rejected afterwards.
+    """
+    num_joints, k, tag_dim = cand.tag.shape
+    counts = np.count_nonzero(cand.val > detection_threshold, axis=1).tolist()
+    rows_all = np.concatenate((cand.xy.astype(np.float64), cand.val[:, :, None].astype(np.float64),
+                               cand.tag.astype(np.float64)), axis=2)
+    tags_all = cand.tag
+    capacity = max(sum(counts), 1)
+    joints = np.zeros((capacity, num_joints, 3 + tag_dim), dtype=np.float64)
+    tag_sum = np.zeros((capacity, tag_dim), dtype=np.float32)
+    tag_count = np.zeros(capacity, dtype=np.float32)
+    n_people = 0
+    key_to_id: dict[float, int] = {}
+
+    def start(joint: int, rows: np.ndarray, tags: np.ndarray) -> None:
+        nonlocal n_people
+        for row, tag in zip(rows, tags):
+            key = float(tag[0])
+            pid = key_to_id.get(key)
+            if pid is None:
+                pid = key_to_id[key] = n_people
+                n_people += 1
+            joints[pid, joint] = row
+            tag_sum[pid] = tag
+            tag_count[pid] = 1
+
+    for joint in order:
+        n = counts[joint]
+        if n == 0:
+            continue
+        rows = rows_all[joint, :n]
+        tags = tags_all[joint, :n]
+        if n_people == 0:
+            start(joint, rows, tags)
+            continue
+        grouped = min(n_people, max_people)
+        mean = (tag_sum[:grouped] / tag_count[:grouped, None]).astype(np.float64)
+        diff = rows[:, None, 3:] - mean[None]
+        dist = np.sqrt((diff * diff).sum(axis=2))
+        cost = np.round(dist) * 100 - rows[:, 2:3] if use_detection_val else dist
+        if n > grouped:
             # the original's square padding; kept so that ties resolve as in the reference port
-            cost = np.concatenate((cost, np.full((len(rows), len(rows) - grouped), 1e10)), axis=1)
+            cost = np.concatenate((cost, np.full((n, n - grouped), 1e10)), axis=1)
         r_idx, c_idx = linear_sum_assignment(cost)
         real = c_idx < grouped
         r_idx, c_idx = r_idx[real], c_idx[real]
-        accept = dist[r_idx, c_idx] < tag_threshold
-        matched_rows = np.zeros(len(rows), dtype=bool)
-        matched_rows[r_idx[accept]] = True
-        cols = c_idx[accept]
-        if float_keys:
-            # the original walks the pairs in row order; with key collisions the order matters
-            col_of = dict(zip(r_idx[accept].tolist(), cols.tolist()))
-            for row in range(len(rows)):
-                if row in col_of:
-                    pid = col_of[row]
-                    people.joints[pid, joint] = rows[row]
-                    people.tag_sum[pid] += tags[row]
-                    people.tag_count[pid] += 1
-                else:
-                    start(joint, rows[row:row + 1], tags[row:row + 1])
-            continue
-        people.joints[cols, joint] = rows[matched_rows]
-        people.tag_sum[cols] += tags[matched_rows]
-        people.tag_count[cols] += 1
-        fresh = ~matched_rows
-        start(joint, rows[fresh], tags[fresh])
-    return people.joints[:people.n].astype(np.float32)
-
-
-def _quarter_offsets(heatmaps: np.ndarray, joint: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Quarter-pixel step towards the larger horizontal and vertical neighbour (ties: minus)."""
-    _, height, width = heatmaps.shape
-    right = heatmaps[joint, y, np.minimum(x + 1, width - 1)]
-    left = heatmaps[joint, y, np.maximum(x - 1, 0)]
-    down = heatmaps[joint, np.minimum(y + 1, height - 1), x]
-    up = heatmaps[joint, np.maximum(y - 1, 0), x]
-    return np.where(right > left, 0.25, -0.25), np.where(down > up, 0.25, -0.25)
+        ok = dist[r_idx, c_idx] < tag_threshold
+        # the original walks the pairs in row order; with key collisions the order matters
+        col_of = dict(zip(r_idx[ok].tolist(), c_idx[ok].tolist()))
+        for row in range(n):
+            pid = col_of.get(row)
+            if pid is not None:
+                joints[pid, joint] = rows[row]
+                tag_sum[pid] += tags[row]
+                tag_count[pid] += 1
+            else:
+                start(joint, rows[row:row + 1], tags[row:row + 1])
+    return joints[:n_people].astype(np.float32)
 
 
 def _adjust(heatmaps: np.ndarray, people: np.ndarray) -> None:
     p_idx, j_idx = np.nonzero(people[:, :, 2] > 0)
     x = people[p_idx, j_idx, 0].astype(np.int64)
     y = people[p_idx, j_idx, 1].astype(np.int64)
-    dx, dy = _quarter_offsets(heatmaps, j_idx, x, y)
+    dx, dy = quarter_offsets(heatmaps, j_idx, x, y)
     people[p_idx, j_idx, 0] = x + dx + 0.5
     people[p_idx, j_idx, 1] = y + dy + 0.5
-
-
-def _refine(heatmaps: np.ndarray, tags: np.ndarray, people: np.ndarray) -> None:
-    """Fill each person's missing joints with the pixel maximising ``heatmap - round(tag distance)``.
-
-    The original scores every pixel of every joint type for every person. Only missing joints can
-    change, so only those (person, joint) pairs are scored, all at once, first on each map's strong
-    pixels (heatmap >= tau). Every other pixel scores below ``tau - r``, r a lower bound of its
-    rounded tag distance, so when the strong pixels reach that they hold the answer; otherwise only
-    the pixels whose heatmap value can still reach the best score are scored. Element by element the
-    arithmetic is the original's (float32), so the argmax, ties by pixel order included, is the same.
-    """
-    num_joints, height, width = heatmaps.shape
-    n_pix = height * width
-    present = people[:, :, 2] > 0
-    has_any = present.any(axis=1)
-    missing = (people[:, :, 2] == 0) & has_any[:, None]
-    pair_joint, pair_person = np.nonzero(missing.T)   # grouped by joint
-    if len(pair_joint) == 0:
-        return
-    # mean tag of each person, read from the tag maps at its detected joints
-    p_idx, j_idx = np.nonzero(present)
-    x = people[p_idx, j_idx, 0].astype(np.int32)
-    y = people[p_idx, j_idx, 1].astype(np.int32)
-    tag_sum = np.zeros((len(people), tags.shape[3]), dtype=np.float32)
-    np.add.at(tag_sum, p_idx, tags[j_idx, y, x])
-    mean_tag = tag_sum / np.maximum(present.sum(axis=1), 1).astype(np.float32)[:, None]
-    ref = mean_tag[pair_person]
-
-    flat_det = heatmaps.reshape(num_joints, n_pix)
-    det_all = flat_det.reshape(-1)
-    tag_all = tags.reshape(num_joints * n_pix, -1)
-    # strong pixels of the joint types that have missing joints only
-    needed = np.unique(pair_joint)
-    tau = np.zeros(num_joints, dtype=np.float32)
-    tau[needed] = np.maximum(flat_det[needed].max(axis=1) * 0.5, 0)
-    local = np.flatnonzero(flat_det[needed] >= tau[needed, None])
-    strong = needed[local // n_pix] * n_pix + local % n_pix     # global indices, by joint
-    per_joint = np.zeros(num_joints, dtype=np.int64)
-    per_joint[needed] = np.bincount(local // n_pix, minlength=len(needed))
-    joint_start = np.concatenate(([0], np.cumsum(per_joint)[:-1]))
-    best, best_index = _segment_best(det_all, tag_all, strong, joint_start[pair_joint], per_joint[pair_joint], ref)
-
-    open_ = best < tau[pair_joint]
-    if open_.any():
-        bins = _TagBins(tags[:, :, :, 0].reshape(num_joints, n_pix))
-        bound = np.zeros(len(best), dtype=np.float32)
-        bound[open_] = bins.rounded_distance_bound(pair_joint[open_], ref[open_, 0])
-        still = np.flatnonzero(open_ & (best < tau[pair_joint] - bound))
-        for joint in np.unique(pair_joint[still]):
-            rows = still[pair_joint[still] == joint]
-            # a pixel can only tie or win if det >= best + bound; score all of them
-            floor = (best[rows] + bound[rows]).min()
-            pixels = np.flatnonzero(flat_det[joint] >= floor) if np.isfinite(floor) else np.arange(n_pix)
-            scores = _scores(flat_det[joint][pixels], tag_all[joint * n_pix + pixels], ref[rows])
-            best_index[rows] = joint * n_pix + pixels[scores.argmax(axis=1)]
-
-    val = det_all[best_index]
-    fill = val > 0
-    if not fill.any():
-        return
-    joints, persons, index = pair_joint[fill], pair_person[fill], best_index[fill] - pair_joint[fill] * n_pix
-    px, py = index % width, index // width
-    dx, dy = _quarter_offsets(heatmaps, joints, px, py)
-    people[persons, joints, 0] = px + 0.5 + dx
-    people[persons, joints, 1] = py + 0.5 + dy
-    people[persons, joints, 2] = val[fill]
-
-
-def _segment_best(det: np.ndarray, tag: np.ndarray, pixels: np.ndarray, starts: np.ndarray, counts: np.ndarray,
-                  ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each row r: the best score over ``pixels[starts[r]:starts[r] + counts[r]]`` against
-    ``ref[r]`` and the first pixel reaching it (``-inf`` and index 0 for an empty range)."""
-    rows = len(ref)
-    best = np.full(rows, -np.inf, dtype=np.float32)
-    best_index = np.zeros(rows, dtype=np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return best, best_index
-    seg_start = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    elem = np.repeat(starts - seg_start, counts) + np.arange(total)
-    pix = pixels[elem]
-    owner = np.repeat(np.arange(rows), counts)
-    diff = tag[pix] - ref[owner]
-    score = det[pix] - np.round(np.sqrt((diff * diff).sum(axis=1)))
-    nonempty = counts > 0
-    seg_max = np.maximum.reduceat(score, seg_start[nonempty])
-    best[nonempty] = seg_max
-    at_max = np.flatnonzero(score == np.repeat(best, counts))
-    first = at_max[np.searchsorted(at_max, seg_start[nonempty])]
-    best_index[nonempty] = pix[first]
-    return best, best_index
-
-
-class _TagBins:
-    """Which tag values occur on each joint's map, binned by ``width``, built per joint on first use.
-
-    ``rounded_distance_bound`` gives a lower bound of ``round(min over pixels |tag - ref|)``: the
-    distance to the nearest occupied bin bounds the distance to the nearest value, and rounding is
-    monotone. Only the first tag component is used (a lower bound of the full distance).
-    """
-
-    MAX_BINS = 1 << 16
-
-    def __init__(self, values: np.ndarray, width: float = 0.125) -> None:
-        self.values = values          # [J, N]
-        self.width = width
-        self._starts: dict[int, np.ndarray | None] = {}
-
-    def _build(self, joints: np.ndarray) -> None:
-        # all requested joints in one pass: per-joint bin offsets in a single bincount
-        w = self.width
-        vals = np.ascontiguousarray(self.values[joints], dtype=np.float32)
-        lo = vals.min(axis=1).astype(np.float64)
-        hi = vals.max(axis=1).astype(np.float64)
-        ok = np.isfinite(lo) & np.isfinite(hi) & ((hi - lo) / w < self.MAX_BINS)
-        nbins = np.zeros(len(joints), dtype=np.int64)
-        nbins[ok] = np.floor((hi[ok] - lo[ok]) / w).astype(np.int64) + 2  # a spare bin for rounding
-        offsets = np.concatenate(([0], np.cumsum(nbins)[:-1])).astype(np.int32)
-        for j in joints[~ok]:
-            self._starts[int(j)] = None
-        rows = np.flatnonzero(ok)
-        if len(rows):
-            idx = ((vals[rows] - lo[rows, None].astype(np.float32)) * np.float32(1 / w)).astype(np.int32)
-            idx += offsets[rows, None]
-            occupied = np.zeros(int(nbins.sum()), dtype=bool)
-            occupied[idx.reshape(-1)] = True
-            for r in rows:
-                self._starts[int(joints[r])] = np.flatnonzero(occupied[offsets[r]:offsets[r] + nbins[r]]) * w + lo[r]
-
-    def rounded_distance_bound(self, joints: np.ndarray, refs: np.ndarray) -> np.ndarray:
-        """Per (joint, ref) pair a lower bound of the rounded tag distance to any pixel of the joint."""
-        todo = np.array(sorted({int(j) for j in joints} - set(self._starts)), dtype=np.int64)
-        if len(todo):
-            self._build(todo)
-        out = np.zeros(len(refs), dtype=np.float32)
-        w = self.width
-        for joint in np.unique(joints):
-            occupied = self._starts[int(joint)]
-            sel = joints == joint
-            if occupied is None or len(occupied) == 0:
-                continue
-            r = refs[sel].astype(np.float64)
-            right = np.searchsorted(occupied, r, side="right")
-            left_start = occupied[np.maximum(right - 1, 0)]
-            dist_left = np.where(right > 0, np.maximum(r - (left_start + w), 0.0), np.inf)
-            dist_right = np.where(right < len(occupied), occupied[np.minimum(right, len(occupied) - 1)] - r, np.inf)
-            dist = np.minimum(dist_left, dist_right)
-            # float32 binning and distance errors are ulp-sized; stay below them
-            out[sel] = np.round(np.maximum(dist - 1e-4 * (1.0 + np.abs(r)), 0.0))
-        return out
-
-
-def _scores(det: np.ndarray, tag: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``det - round(||tag - ref||)`` for every reference tag (rows) and pixel (columns), float32."""
-    diff = tag[None, :, :] - ref[:, None, :]
-    dist = np.sqrt((diff * diff).sum(axis=2))
-    return det[None, :] - np.round(dist)
 
 
 def group(
@@ -411,11 +429,18 @@ def group(
         raise ValueError(f"joint_order must be a permutation of 0..{num_joints - 1}, got {order}")
     if max_people < 1:
         raise ValueError(f"max_people must be at least 1, got {max_people}")
-    cand = top_candidates(heatmaps, tag_maps, max_people, nms_kernel, detection_threshold)
-    people = _match(cand, order, detection_threshold, tag_threshold, max_people, use_detection_val, exact)
+    cand, above = _top_candidates(heatmaps, tag_maps, max_people, nms_kernel, detection_threshold)
+    if exact:
+        people = _match_exact(cand, order, detection_threshold, tag_threshold, max_people, use_detection_val)
+    else:
+        people = _match(cand, order, detection_threshold, tag_threshold, max_people, use_detection_val)
     if adjust and len(people):
         _adjust(heatmaps, people)
     scores = people[:, :, 2].mean(axis=1) if len(people) else np.zeros(0, dtype=np.float32)
     if refine and len(people):
-        _refine(heatmaps, tag_maps, people)
+        # a map's maximum is its strongest candidate, when it has one
+        top = cand.val[:, 0].copy()
+        for joint in np.flatnonzero(~np.isfinite(top)).tolist():
+            top[joint] = heatmaps[joint].max()
+        _refine_people(heatmaps, tag_maps, people, top, above, detection_threshold)
     return np.ascontiguousarray(people[:, :, :3]), scores.astype(np.float32)
