@@ -25,30 +25,6 @@ def _median_ms(fn, repeat: int) -> float:
     return 1e3 * times[len(times) // 2]
 
 
-def _reference_ae(tags, joints):
-    """The original per-person loop (HigherHRNet AELoss 'exp') for comparison."""
-    import torch
-
-    pushes, pulls = [], []
-    for pred, jl in zip(tags.reshape(tags.shape[0], -1), joints):
-        means, pull = [], torch.zeros(())
-        for person in jl:
-            t = [pred[idx] for idx, v in person if v > 0]
-            if not t:
-                continue
-            t = torch.stack(t)
-            means.append(t.mean())
-            pull = pull + ((t - means[-1]) ** 2).mean()
-        n = len(means)
-        pulls.append(pull / max(n, 1))
-        if n < 2:
-            pushes.append(torch.zeros(()))
-            continue
-        m = torch.stack(means)
-        pushes.append((torch.exp(-(m[:, None] - m[None]) ** 2).sum() - n) / ((n - 1) * n) * 0.5)
-    return torch.stack(pushes).mean(), torch.stack(pulls).mean()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -64,7 +40,7 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     from litepose_nas.data import PoseDataset, generate_synthetic, open_dataset
     from litepose_nas.data.synth import render_image
-    from litepose_nas.losses import ae_loss
+    from litepose_nas.losses import ae_loss, reference_ae_loss
 
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="bench_data_"))
@@ -95,7 +71,7 @@ def main() -> None:
             (push.mean() + pull.mean()).backward()
 
         def ref():
-            push, pull = _reference_ae(tags, joints)
+            push, pull = reference_ae_loss(tags, joints)
             (push + pull).backward()
 
         rows.append(("AE loss fwd+bwd, batch 16, 8 people, 64x64 (vectorised)", _median_ms(vec, 10)))

@@ -1,6 +1,7 @@
 """litepose-nas: hardware-aware architecture search for real-time multi-person pose estimation."""
 from __future__ import annotations
 
+from ._lazy import lazy_getattr
 from .errors import ArchError, CheckpointError, DataError, InputError, JobError, PredictorError, SpaceError, TableError
 from .space import Arch, ArchArrays, SearchSpace
 
@@ -52,11 +53,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'litepose_nas' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -69,7 +69,8 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
                 f"({detail}); only weights are loaded (torch.load weights_only=True), nothing in it was run"
             ) from None
         raise CheckpointError(
-            f"{p}: refused to load: not a weights-only PyTorch checkpoint ({detail}); nothing in it was run"
+            f"{p}: not a readable PyTorch checkpoint: refused by the weights-only loader ({detail}); "
+            "nothing in it was run"
         ) from None
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a corrupt file
         message = " ".join(str(exc).split())[:200]

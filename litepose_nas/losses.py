@@ -76,3 +76,30 @@ class PoseLoss(nn.Module):
         pull = pull.mean() * self.pull_factor
         result.update(heatmap=heatmap, push=push, pull=pull, total=heatmap + push + pull)
         return result
+
+
+def reference_ae_loss(tags: torch.Tensor, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The original per-person loop (HigherHRNet's AELoss, 'exp'), the reference the vectorized
+    loss is tested and benchmarked against (slow: a Python loop over people)."""
+    pushes, pulls = [], []
+    for pred, jl in zip(tags.reshape(tags.shape[0], -1), joints):
+        means, pull = [], torch.zeros(())
+        for person in jl:
+            t = [pred[idx] for idx, v in person if v > 0]
+            if not t:
+                continue
+            t = torch.stack(t)
+            means.append(t.mean())
+            pull = pull + ((t - means[-1]) ** 2).mean()
+        n = len(means)
+        if n == 0:
+            pushes.append(torch.zeros(())), pulls.append(torch.zeros(()))
+            continue
+        pulls.append(pull / n)
+        if n == 1:
+            pushes.append(torch.zeros(()))
+            continue
+        m = torch.stack(means)
+        diff = m[:, None] - m[None, :]
+        pushes.append((torch.exp(-diff ** 2).sum() - n) / ((n - 1) * n) * 0.5)
+    return torch.stack(pushes), torch.stack(pulls)

@@ -27,3 +27,14 @@ def seed_configs(shared_dir: Path, tmp_path: Path) -> dict[str, Path]:
     for name in SEED_NAMES:
         paths[name] = Path(shutil.copy(shared_dir / "seed-configs" / f"{name}.json", out / f"{name}.json"))
     return paths
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread: tiny ops on a busy 2-core machine run fastest and repeatably so."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -4,33 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from litepose_nas.losses import PoseLoss, ae_loss, heatmap_loss
-
-
-def _reference_ae(tags: torch.Tensor, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The original per-person loop (HigherHRNet's AELoss, 'exp'), for comparison."""
-    pushes, pulls = [], []
-    for pred, jl in zip(tags.reshape(tags.shape[0], -1), joints):
-        means, pull = [], torch.zeros(())
-        for person in jl:
-            t = [pred[idx] for idx, v in person if v > 0]
-            if not t:
-                continue
-            t = torch.stack(t)
-            means.append(t.mean())
-            pull = pull + ((t - means[-1]) ** 2).mean()
-        n = len(means)
-        if n == 0:
-            pushes.append(torch.zeros(())), pulls.append(torch.zeros(()))
-            continue
-        pulls.append(pull / n)
-        if n == 1:
-            pushes.append(torch.zeros(()))
-            continue
-        m = torch.stack(means)
-        diff = m[:, None] - m[None, :]
-        pushes.append((torch.exp(-diff ** 2).sum() - n) / ((n - 1) * n) * 0.5)
-    return torch.stack(pushes), torch.stack(pulls)
+from litepose_nas.losses import PoseLoss, ae_loss, heatmap_loss, reference_ae_loss
 
 
 def _joints(n: int, p: int, j: int, hw: int, g: torch.Generator) -> torch.Tensor:
@@ -47,7 +21,7 @@ def test_ae_loss_matches_reference_loop():
     joints = _joints(4, 6, 5, 64, g)
     joints[2, 1:, :, 1] = 0  # a single person: push 0
     push, pull = ae_loss(tags, joints)
-    ref_push, ref_pull = _reference_ae(tags, joints)
+    ref_push, ref_pull = reference_ae_loss(tags, joints)
     torch.testing.assert_close(push, ref_push)
     torch.testing.assert_close(pull, ref_pull)
     assert push[2] == 0 and push[3] == 0 and pull[3] == 0
@@ -96,7 +70,7 @@ def test_pose_loss_on_model_outputs_backpropagates():
     loss = PoseLoss(j)(outputs, batch)
     assert set(loss) >= {"total", "heatmap", "push", "pull"}
     torch.testing.assert_close(loss["total"], loss["heatmap"] + loss["push"] + loss["pull"])
-    ref_push, ref_pull = _reference_ae(outputs[0][:, j:].detach(), batch["joints"])
+    ref_push, ref_pull = reference_ae_loss(outputs[0][:, j:].detach(), batch["joints"])
     torch.testing.assert_close(loss["push"], ref_push.mean() * 0.001)
     torch.testing.assert_close(loss["pull"], ref_pull.mean() * 0.001)
     loss["total"].backward()

@@ -25,13 +25,7 @@ from cli_helpers import assert_one_line_error, run_cli
 RES = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny ops on a busy 2-core machine: one intra-op thread is fastest, and it makes runs repeatable
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_space() -> SearchSpace:

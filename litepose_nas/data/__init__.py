@@ -5,6 +5,7 @@ The readers and the generator need no torch; :class:`PoseDataset`, :func:`make_l
 """
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
 from .sources import PoseSource, crowd_index, open_dataset
 from .synth import PRESETS, generate_synthetic
 
@@ -20,11 +21,4 @@ __all__ = ["open_dataset", "PoseSource", "crowd_index", "generate_synthetic", "P
            "PoseDataset", "make_loader", "normalize", "MEAN", "STD"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'litepose_nas.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -7,6 +7,7 @@ supernet directly (torch, imported on first use).
 """
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
 from .cv import CVReport, ModelScore, cross_validate, fit_predictor
 from .data import EvalTable, append_row, read_evals, write_evals
 from .features import Featurizer, SpaceTranslator, space_fingerprint
@@ -26,11 +27,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'litepose_nas.predictors' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -5,6 +5,7 @@ exact resume, torchrun / DistributedDataParallel.
 """
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
 from .config import DEFAULT_MEMORY_FORMAT, SUBNET_FINETUNE_LR, SUPERNET_LR, TrainConfig, default_config
 
 _LAZY = {
@@ -25,11 +26,4 @@ _LAZY = {
 __all__ = ["TrainConfig", "default_config", "SUPERNET_LR", "SUBNET_FINETUNE_LR", "DEFAULT_MEMORY_FORMAT", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'litepose_nas.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
