@@ -138,6 +138,11 @@ def scatter_plot(report: FidelityReport, path: str | Path) -> Path:
             ax.annotate(report.points[p]["name"], (meas[p], pred[p]), fontsize=7, xytext=(3, -8), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    # minor-tick labels of a log axis spanning one decade overlap each other: keep the major ones
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_xlabel("measured end to end (ms)")
