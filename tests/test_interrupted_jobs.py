@@ -75,6 +75,18 @@ def kill_at_random_point(cmd: list[str], ready: Callable[[], bool], max_delay: f
         proc.stderr.close()
 
 
+def kill_until_landed(start_over: Callable[[], None], cmd: list[str], ready: Callable[[], bool], max_delay: float,
+                      cwd: Path, landed: Callable[[], bool] = lambda: True, attempts: int = 3) -> None:
+    """Kill ``cmd`` mid-job, retrying from scratch with shorter delays (the last one kills as soon
+    as ``ready()`` holds) until a kill lands where ``landed()`` says the job was unfinished."""
+    for attempt in range(attempts):
+        start_over()
+        delay = max_delay / (attempt + 1) if attempt < attempts - 1 else 0.0
+        if kill_at_random_point(cmd, ready, delay, cwd) and landed():
+            return
+    raise AssertionError(f"the kill never landed mid-job in {attempts} attempts (seed {SEED})")
+
+
 def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "litepose_nas.cli", *map(str, args)]
 
@@ -165,9 +177,9 @@ def test_killed_before_first_checkpoint_starts_again(train_data, tmp_path) -> No
     run = tmp_path / "run"
     args = _train_args(train_data, run)
     args[args.index("--checkpoint-every") + 1] = str(STEPS)
-    killed = kill_at_random_point(_cli(*args), lambda: (run / "config.json").exists(), 0.05, tmp_path)
-    if not killed or (run / "checkpoint.pt").exists():
-        pytest.skip("the kill did not land before the first checkpoint")
+    kill_until_landed(lambda: shutil.rmtree(run, ignore_errors=True), _cli(*args),
+                      lambda: (run / "config.json").exists(), 0.05, tmp_path,
+                      landed=lambda: not (run / "checkpoint.pt").exists())
     r = run_cli(*args, "--resume", cwd=tmp_path)
     assert r.returncode == 2 and "not found" in r.stderr
     r = run_cli(*args, cwd=tmp_path)
@@ -204,13 +216,15 @@ def test_profiling_resumes_without_losing_rows(tmp_path) -> None:
     def some_layers_done() -> bool:
         return partial.exists() and sum(r.get("type") == "layer" for r in _complete_records(partial)) >= 3
 
-    killed = kill_at_random_point(_cli(*_profile_args(space_path, out)), some_layers_done, 0.4, tmp_path)
-    if not killed:
-        pytest.skip(f"profiling finished before the kill (seed {SEED})")
-    if out.exists() or out.with_suffix(".json").exists():
-        # killed after the table was written (the last moments of the job): it must be whole
-        assert len(LatencyTable.load(out)) == len(enumerate_layers(SearchSpace.from_yaml(space_path), 17))
-        pytest.skip(f"killed after the table was complete (seed {SEED})")
+    def table_unwritten() -> bool:
+        if out.exists() or out.with_suffix(".json").exists():
+            # killed after the table was written (the last moments of the job): it must be whole
+            assert len(LatencyTable.load(out)) == len(enumerate_layers(SearchSpace.from_yaml(space_path), 17))
+            return False
+        return True
+
+    kill_until_landed(lambda: shutil.rmtree(out.parent, ignore_errors=True), _cli(*_profile_args(space_path, out)),
+                      some_layers_done, 0.4, tmp_path, landed=table_unwritten)
     before = {r["key"]: r for r in _complete_records(partial) if r.get("type") == "layer"}
     assert before
 
@@ -267,9 +281,8 @@ def test_optuna_search_resumes_without_losing_trials(tmp_path) -> None:
         except sqlite3.Error:  # the tables may not exist yet
             return False
 
-    killed = kill_at_random_point(_cli(*_search_args(out)), some_trials_done, 0.5, tmp_path)
-    if not killed:
-        pytest.skip(f"the search finished before the kill (seed {SEED})")
+    kill_until_landed(lambda: shutil.rmtree(out, ignore_errors=True), _cli(*_search_args(out)), some_trials_done,
+                      0.5, tmp_path)
     assert not (out / "result.json").exists() and not (out / "best.json").exists()
     before = {t.number: (t.params, t.values) for t in _trials(db) if t.state == TrialState.COMPLETE}
 
@@ -329,10 +342,8 @@ def test_predictor_collection_resumes_without_losing_rows(collect_setup, tmp_pat
     assert r.returncode == 0, r.stderr
 
     out = tmp_path / "evals.csv"
-    killed = kill_at_random_point(_cli(*_collect_args(root, out)),
-                                  lambda: out.exists() and len(_rows(out)) >= 1, 2.0, tmp_path)
-    if not killed:
-        pytest.skip(f"collection finished before the kill (seed {SEED})")
+    kill_until_landed(lambda: out.unlink(missing_ok=True), _cli(*_collect_args(root, out)),
+                      lambda: out.exists() and len(_rows(out)) >= 1, 2.0, tmp_path)
     before = _rows(out)
     assert 1 <= len(before) < N_ARCHS or len(before) == N_ARCHS
 
