@@ -47,6 +47,7 @@ def tiny_yaml(tmp_path: Path) -> Path:
 
 
 def _settings(**kw) -> ProfileSettings:
+    kw.setdefault("speed_guard", False)  # its own tests below; elsewhere it only slows the tests down
     s = ProfileSettings(device_name="test-cpu", threads=1, calibration_nets=3, **kw)
     s.policy, s.net_policy = FAST, FAST
     return s
@@ -291,3 +292,79 @@ def test_shipped_tables_load_and_cover_the_original_space():
         assert np.all(ms > 0)
     measured = [t for t in items.values() if t["provenance"] == "measured" and t["space"] == "litepose"]
     assert measured
+
+
+# ---------------------------------------------------------------------- speed guard
+class _FakeMachine:
+    """A scripted reference probe and a clock that only moves when the guard sleeps."""
+
+    def __init__(self, readings):
+        self.readings = list(readings)
+        self.now = 0.0
+        self.probes = 0
+
+    def probe(self) -> float:
+        self.probes += 1
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+    def sleep(self, s: float) -> None:
+        self.now += s
+
+    def guard(self, **kw):
+        from litepose_nas.latency.speed import SpeedGuard
+
+        return SpeedGuard(self.probe, sleep=self.sleep, clock=lambda: self.now, **kw)
+
+
+def test_speed_guard_waits_out_a_slow_stretch_and_retimes_an_item_it_slowed():
+    m = _FakeMachine([1.0, 1.0, 1.6, 1.5, 1.0, 1.0])
+    g = m.guard(tolerance=1.2, pause_s=0.5, max_wait_s=60)
+    calls = []
+    assert g.run(lambda: calls.append("a") or 7)[0] == 7  # before 1.0, after 1.0: timed once
+    result, check = g.run(lambda: calls.append("b"))  # before 1.6, 1.5 (waits twice), then 1.0 / 1.0
+    assert calls == ["a", "b"] and check.attempts == 1 and check.waited_s == pytest.approx(1.0)
+    m2 = _FakeMachine([1.0, 1.7, 1.0, 1.0])  # the machine slows down while the item is timed
+    g2 = m2.guard(tolerance=1.2)
+    calls = []
+    _, check = g2.run(lambda: calls.append(1))
+    assert len(calls) == 2 and check.attempts == 2 and g2.retimed == 1 and check.reference_ms == 1.0
+    assert g2.summary([1.0, 1.3], 1.0)["off_nominal_items"] == 1
+
+
+def test_speed_guard_rebases_when_the_machine_stays_slow():
+    m = _FakeMachine([1.0, 1.0, 2.0])  # fast once, then slow for good
+    g = m.guard(tolerance=1.2, pause_s=1.0, max_wait_s=5.0)
+    g.run(lambda: None)
+    _, check = g.run(lambda: None)
+    assert check.waited_s == pytest.approx(5.0) and g.rebased == 1 and g.nominal_ms == 2.0
+    _, check = g.run(lambda: None)  # the new speed is nominal now: no more waiting
+    assert check.waited_s == 0.0 and check.attempts == 1
+
+
+def test_profile_retimes_layers_timed_before_the_nominal_speed_was_seen(tiny_space, tmp_path, monkeypatch):
+    readings = iter([2.0] * 8 + [1.0] * 10_000)  # the first 4 layers (a reading before and after each) run slow
+    monkeypatch.setattr(OrtRunner, "reference_probe", lambda self: lambda: next(readings))
+    calls = []
+    original = OrtRunner.time_layer
+    monkeypatch.setattr(OrtRunner, "time_layer", lambda self, cfg, policy: calls.append(cfg.key) or original(self, cfg, policy))
+    table = profile_space(tiny_space, tmp_path / "g.csv", _settings(speed_guard=True), progress=False, detect_contention=False)
+    total = len(enumerate_layers(tiny_space, 17))
+    calls = calls[1:]  # the first call times the runtime's call overhead, unguarded
+    assert len(calls) == total + 4 and calls[total:] == calls[:4]  # exactly the slow ones, once more
+    guard = table.header["speed_guard"]
+    assert guard["nominal_reference_ms"] == 1.0 and guard["off_nominal_items"] == 0 and guard["items"] == total + 3
+
+
+def test_profile_scales_times_to_the_nominal_reference_speed(tiny_space, tmp_path, monkeypatch):
+    from litepose_nas.latency.runners import Timing
+
+    readings = iter([1.0] + [1.1] * 10_000)  # nominal once, then 10 % slower: within tolerance
+    monkeypatch.setattr(OrtRunner, "reference_probe", lambda self: lambda: next(readings))
+    monkeypatch.setattr(OrtRunner, "call_overhead", lambda self, policy: Timing([0.0] * 3, 3, 3))
+    monkeypatch.setattr(OrtRunner, "time_layer", lambda self, cfg, policy: Timing([2.0] * 3, 3, 3))
+    monkeypatch.setattr(OrtRunner, "time_network", lambda self, *a: Timing([50.0] * 3, 3, 3))
+    table = profile_space(tiny_space, tmp_path / "n.csv", _settings(speed_guard=True), progress=False, detect_contention=False)
+    np.testing.assert_allclose(table.median_ms[0], 2.0 / 1.05)  # its reference read 1.0 before, 1.1 after
+    np.testing.assert_allclose(table.median_ms[1:], 2.0 / 1.1)
+    assert [n["measured_ms"] for n in table.header["correction"]["networks"]] == pytest.approx([50.0 / 1.1] * 3)
+    assert table.header["speed_guard"]["factor_range"] == [round(1 / 1.1, 4), round(1 / 1.05, 4)]

@@ -18,10 +18,13 @@ from .common import load_space, quiet_option
               help="Whole networks timed end to end to fit the table's scale/offset correction.")
 @click.option("--no-contention-check", is_flag=True,
               help="Keep samples during which other processes took the CPU (default: drop them and wait for clean ones).")
+@click.option("--no-speed-guard", is_flag=True,
+              help="Time layers even while a reference layer runs slower than its nominal speed "
+                   "(default: wait out slow stretches of a shared machine and re-time what they touched).")
 @click.option("--out", required=True, help="Output table NAME.csv (NAME.json header beside it).")
 @quiet_option
 def profile(space_path: str, device_name: str, threads: int, runtime: str, num_joints: int, quick: bool,
-            calibration_nets: int, no_contention_check: bool, out: str, quiet: bool) -> None:
+            calibration_nets: int, no_contention_check: bool, no_speed_guard: bool, out: str, quiet: bool) -> None:
     """Profile each distinct layer of a search space on this device (resumes after a kill)."""
     from ..errors import InputError
     from ..latency.profiler import ProfileSettings, check_out_path, elapsed_note, profile_space
@@ -34,7 +37,7 @@ def profile(space_path: str, device_name: str, threads: int, runtime: str, num_j
     space = load_space(space_path)
     path = check_out_path(out)
     settings = ProfileSettings(device_name=device_name, threads=threads, runtime=runtime, num_joints=num_joints,
-                               quick=quick, calibration_nets=calibration_nets)
+                               quick=quick, calibration_nets=calibration_nets, speed_guard=not no_speed_guard)
     if quick:
         settings.policy = TimingPolicy(warmup=2, min_repeats=3, max_repeats=10, budget_s=0.05, max_wait_s=5.0)
         settings.net_policy = TimingPolicy(warmup=1, min_repeats=3, max_repeats=10, budget_s=0.3, max_wait_s=5.0)

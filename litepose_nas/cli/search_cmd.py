@@ -35,6 +35,8 @@ def _parse_budgets(text: str | None) -> list[float] | None:
 @space_option
 @click.option("--population", type=click.IntRange(2, None), default=40, show_default=True)
 @click.option("--generations", type=click.IntRange(0, None), default=40, show_default=True)
+@click.option("--no-grow", is_flag=True,
+              help="evolution: score mutants as drawn instead of first growing them towards the budget (the original scheme).")
 @click.option("--trials", type=click.IntRange(1, None), default=None, help="optuna/random: evaluations per budget [default: population x generations].")
 @click.option("--storage", default=None, help="optuna: storage URL (sqlite:///f.db, postgresql://..., journal:PATH, memory) [default: sqlite in --out].")
 @click.option("--study-name", default=None, help="optuna: study name (share it, with --storage, between workers or machines).")
@@ -44,7 +46,7 @@ def _parse_budgets(text: str | None) -> list[float] | None:
 @quiet_option
 @json_option
 def search(device, max_latency_ms, budgets, max_macs, algo, multi_objective, predictor_path, space_path, population,
-           generations, trials, storage, study_name, workers, seed, out_dir, quiet, as_json) -> None:
+           generations, no_grow, trials, storage, study_name, workers, seed, out_dir, quiet, as_json) -> None:
     """Find the most accurate subnets under latency (or MACs) budgets.
 
     Example: litepose-nas search --device raspberry-pi-4 --max-latency-ms 120 --out runs/pi
@@ -90,7 +92,7 @@ def search(device, max_latency_ms, budgets, max_macs, algo, multi_objective, pre
         else:
             objective = predictor_objective(pred, space)
 
-    budget = SearchBudget(population=population, generations=generations, evaluations=trials)
+    budget = SearchBudget(population=population, generations=generations, evaluations=trials, grow=not no_grow)
     options = {}
     if algo == "optuna":
         url = storage

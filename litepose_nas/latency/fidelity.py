@@ -21,6 +21,7 @@ from ..space.arch import Arch
 from ..space.search_space import SearchSpace
 from .profiler import contention_summary, guarded
 from .runners import TimingPolicy, make_runner
+from .speed import SpeedGuard
 from .table import LatencyTable
 
 PUBLISHED_FILE = "published_archs.json"
@@ -39,6 +40,7 @@ class FidelityReport:
     max_ape: float
     points: list[dict[str, Any]] = field(default_factory=list)
     contention: dict[str, Any] = field(default_factory=dict)
+    speed_guard: dict[str, Any] = field(default_factory=dict)
     plot: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +66,8 @@ def published_archs() -> dict[str, Arch]:
 
 def validate_measured(table: LatencyTable, space: SearchSpace, n: int, seed: int = 1234,
                       include_published: bool = True, progress: bool = True,
-                      policy: TimingPolicy | None = None, detect_contention: bool = True) -> FidelityReport:
+                      policy: TimingPolicy | None = None, detect_contention: bool = True,
+                      speed_guard: bool = True) -> FidelityReport:
     """Time ``n`` random subnets (+ the published ones) end to end and compare with the table."""
     from tqdm import tqdm
 
@@ -82,13 +85,29 @@ def validate_measured(table: LatencyTable, space: SearchSpace, n: int, seed: int
     named += [(f"random-{i}", a) for i, a in enumerate(space.decode(enc))] if n else []
     predicted = table.predict([a for _, a in named], space=space)
     policy = guarded(policy, runner, detect_contention)
-    points, recs = [], []
+    guard = SpeedGuard(runner.reference_probe()) if speed_guard else None
+    points, recs, checks = [], [], []
     for (name, arch), pred in tqdm(list(zip(named, predicted)), disable=not progress, desc="validate", unit="net"):
-        timing = runner.time_network(arch, table.num_joints, space.stem_mid_channels, policy)
+        def timed():
+            return runner.time_network(arch, table.num_joints, space.stem_mid_channels, policy)
+
+        if guard is None:
+            timing = timed()
+        else:
+            timing, check = guard.run(timed)
+            checks.append(check)
         recs.append({"samples": len(timing.samples), "clean": timing.clean, "total": timing.total})
         points.append({"name": name, "img_size": arch.img_size, "predicted_ms": float(pred),
                        "measured_ms": float(np.median(timing.samples)), "samples": len(timing.samples),
                        "clean_samples": timing.clean, "all_samples": timing.total})
+    if guard is not None:
+        # to the speed the table was profiled at (its own nominal reference time), when it says
+        nominal = table.header.get("speed_guard", {}).get("nominal_reference_ms") or min(
+            min(c.before_ms, c.after_ms) for c in checks)
+        for p, c in zip(points, checks):
+            p["raw_measured_ms"] = p["measured_ms"]
+            p["speed_factor"] = c.factor(nominal)
+            p["measured_ms"] = p["raw_measured_ms"] * p["speed_factor"]
     random_pts = [p for p in points if p["name"].startswith("random-")] or points
     m = metrics([p["predicted_ms"] for p in random_pts], [p["measured_ms"] for p in random_pts])
     for p in points:
@@ -97,6 +116,9 @@ def validate_measured(table: LatencyTable, space: SearchSpace, n: int, seed: int
         table=table.name, device=table.device, runtime=table.runtime, mode="measured-end-to-end",
         n=len(random_pts), points=points,
         contention=contention_summary([], recs, policy.min_cpu_share, detect_contention),
+        speed_guard=guard.summary([c.reference_ms for c in checks], nominal) | {
+            "raw": metrics([p["predicted_ms"] for p in random_pts], [p["raw_measured_ms"] for p in random_pts])}
+        if guard is not None else {"enabled": False},
         **m,
     )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import time
@@ -31,6 +32,7 @@ from ..space.arch import Arch
 from ..space.search_space import SearchSpace
 from .layers import LayerConfig, arch_layers, enumerate_layers
 from .runners import Timing, TimingPolicy, host_description, make_runner
+from .speed import SpeedGuard, speed_factor
 from .table import LatencyTable
 
 @dataclass
@@ -42,6 +44,7 @@ class ProfileSettings:
     quick: bool = False
     calibration_nets: int = 8
     seed: int = 0
+    speed_guard: bool = True
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     net_policy: TimingPolicy = field(default_factory=lambda: TimingPolicy(warmup=3, min_repeats=7, max_repeats=30, budget_s=1.5))
 
@@ -183,8 +186,8 @@ def profile_space(
 
     partial = _Partial(out.with_name(out.stem + ".partial.jsonl"), settings.identity(space))
     try:
-        done_layers = {r["key"]: r for r in partial.of_type("layer")}
-        done_nets = partial.of_type("net")
+        done_layers = latest_layers(partial)
+        done_nets = latest_nets(partial)
         overhead_rec = partial.of_type("overhead")
         # profiling time accumulates over interrupted sessions
         base_s = max([r.get("elapsed_s", 0.0) for r in partial.records] + [0.0])
@@ -203,6 +206,14 @@ def profile_space(
             overhead = float(np.median(timing.samples))
             partial.append({"type": "overhead", "ms": overhead})
 
+        guard = SpeedGuard(runner.reference_probe()) if settings.speed_guard else None
+
+        def guard_run(timed):
+            if guard is None:
+                return timed(), {}
+            result, check = guard.run(timed)
+            return result, {"speed": check.to_dict()}
+
         def advance() -> None:
             nonlocal done
             done += 1
@@ -210,28 +221,50 @@ def profile_space(
             if callback is not None:
                 callback(done, total)
 
-        for cfg in layers:
-            if cfg.key in done_layers:
-                continue
-            st = _stats(runner.time_layer(cfg, layer_policy), overhead)
-            partial.append({"type": "layer", "key": cfg.key, "fields": list(cfg.as_ints()), **st,
+        def time_layer(cfg: LayerConfig) -> None:
+            timing, check = guard_run(lambda: runner.time_layer(cfg, layer_policy))
+            st = _stats(timing, overhead)
+            partial.append({"type": "layer", "key": cfg.key, "fields": list(cfg.as_ints()), **st, **check,
                             "elapsed_s": base_s + time.perf_counter() - started})
             if st["clean"] < st["samples"]:
                 bar.set_postfix_str(f"contended: {cfg.key}")
-            advance()
 
-        for k, arch in enumerate(nets):
-            if k < len(done_nets):
-                continue
-            timing = runner.time_network(arch, settings.num_joints, stem_mid, net_policy)
-            partial.append({"type": "net", "arch": arch.to_dict(), "median": float(np.median(timing.samples)),
+        def time_net(k: int, arch: Arch) -> None:
+            timing, check = guard_run(lambda: runner.time_network(arch, settings.num_joints, stem_mid, net_policy))
+            partial.append({"type": "net", "index": k, "arch": arch.to_dict(), "median": float(np.median(timing.samples)),
                             "p90": float(np.percentile(timing.samples, 90)), "samples": len(timing.samples),
-                            "clean": timing.clean, "total": timing.total,
+                            "clean": timing.clean, "total": timing.total, **check,
                             "elapsed_s": base_s + time.perf_counter() - started})
-            advance()
+
+        for cfg in layers:
+            if cfg.key not in done_layers:
+                time_layer(cfg)
+                advance()
+        for k, arch in enumerate(nets):
+            if k not in done_nets:
+                time_net(k, arch)
+                advance()
         bar.close()
 
-        rows = {r["key"]: r for r in partial.of_type("layer")}
+        if guard is not None:
+            # items timed before the machine showed its nominal speed (or during a slow stretch
+            # the guard gave up waiting on) are timed once more, newest record wins
+            layer_recs, net_recs = latest_layers(partial), latest_nets(partial)
+            nominal = min(_nominal_ms(r) for r in [*layer_recs.values(), *net_recs.values()])
+            redo = [(cfg, None) for cfg in layers if not guard.is_nominal(_reference_ms(layer_recs[cfg.key]), nominal)]
+            redo += [(None, k) for k in range(len(nets)) if not guard.is_nominal(_reference_ms(net_recs[k]), nominal)]
+            if redo:
+                guard.nominal_ms = nominal
+                for cfg, k in tqdm(redo, disable=not progress, unit="item", desc="re-time slow items", dynamic_ncols=True):
+                    if cfg is not None:
+                        time_layer(cfg)
+                    else:
+                        time_net(k, nets[k])
+
+        rows = latest_layers(partial)
+        net_recs = [r for _, r in sorted(latest_nets(partial).items())]
+        nominal = min([_nominal_ms(r) for r in [*rows.values(), *net_recs]] + [math.inf])
+        factors = {c.key: _factor(rows[c.key], nominal) for c in layers}
         configs = [LayerConfig.from_ints(rows[c.key]["fields"]) for c in layers]
         elapsed = base_s + time.perf_counter() - started
         header = {
@@ -258,20 +291,23 @@ def profile_space(
             "call_overhead_ms": overhead,
             "timing": {"statistic": "median of repeats minus call_overhead_ms", **asdict(settings.policy),
                        "network": asdict(settings.net_policy)},
-            "contention": contention_summary(partial.of_type("layer"), partial.of_type("net"),
+            "contention": contention_summary(list(rows.values()), list(latest_nets(partial).values()),
                                              layer_policy.min_cpu_share, detect_contention),
+            "speed_guard": (guard.summary([_reference_ms(r) for r in [*rows.values(), *net_recs]], nominal)
+                            | {"factor_range": _range(list(factors.values()))}
+                            if guard is not None else {"enabled": False}),
             "profile_seconds": round(elapsed, 1),
             "scheduling": scheduling_note(),
         }
         table = LatencyTable(header | {"correction": {"scale": 1.0, "offset_ms": 0.0}}, configs,
-                             [rows[c.key]["median"] for c in layers], [rows[c.key]["p90"] for c in layers],
+                             [rows[c.key]["median"] * factors[c.key] for c in layers],
+                             [rows[c.key]["p90"] * factors[c.key] for c in layers],
                              [rows[c.key]["samples"] for c in layers])
-        net_recs = partial.of_type("net")
         sums = table.layer_sums([Arch.from_dict(r["arch"]) for r in net_recs])
-        measured = np.array([r["median"] for r in net_recs])
+        measured = np.array([r["median"] * _factor(r, nominal) for r in net_recs])
         table.header["correction"] = fit_correction(sums, measured) | {
-            "networks": [{"img_size": r["arch"]["img_size"], "layer_sum_ms": float(s), "measured_ms": r["median"]}
-                         for r, s in zip(net_recs, sums)],
+            "networks": [{"img_size": r["arch"]["img_size"], "layer_sum_ms": float(s), "measured_ms": float(m)}
+                         for r, s, m in zip(net_recs, sums, measured)],
         }
         table.save(out)
     except BaseException:
@@ -280,6 +316,35 @@ def profile_space(
     partial.close()
     partial.path.unlink()
     return table
+
+
+def latest_layers(partial: _Partial) -> dict[str, dict[str, Any]]:
+    """Layer records by key; a re-timed layer's newest record wins."""
+    return {r["key"]: r for r in partial.of_type("layer")}
+
+
+def latest_nets(partial: _Partial) -> dict[int, dict[str, Any]]:
+    """Calibration-network records by index; a re-timed network's newest record wins."""
+    return {r.get("index", i): r for i, r in enumerate(partial.of_type("net"))}
+
+
+def _reference_ms(record: dict[str, Any]) -> float:
+    speed = record.get("speed")
+    return max(speed["before_ms"], speed["after_ms"]) if speed else math.inf
+
+
+def _nominal_ms(record: dict[str, Any]) -> float:
+    speed = record.get("speed")
+    return min(speed["before_ms"], speed["after_ms"]) if speed else math.inf
+
+
+def _factor(record: dict[str, Any], nominal_ms: float) -> float:
+    speed = record.get("speed")
+    return speed_factor(speed["before_ms"], speed["after_ms"], nominal_ms) if speed and math.isfinite(nominal_ms) else 1.0
+
+
+def _range(values: list[float]) -> list[float] | None:
+    return [round(min(values), 4), round(max(values), 4)] if values else None
 
 
 def contention_summary(layer_recs: list[dict[str, Any]], net_recs: list[dict[str, Any]], threshold: float,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from ..errors import InputError, JobError
 from ..space.arch import Arch
 from .layers import LayerConfig
 from .onnx_graphs import layer_input_shapes, layer_model, network_model
+from .speed import REFERENCE_LAYER, reference_statistic
 
 RUNTIMES = ("onnxruntime", "torch")
 
@@ -120,6 +122,15 @@ class OrtRunner:
         """Time of one run of a near-empty graph: the fixed cost every timed layer pays once."""
         return self.time_layer(LayerConfig("add", 1, 8, 8), policy)
 
+    def reference_probe(self) -> Callable[[], float]:
+        """Times :data:`REFERENCE_LAYER` (see :mod:`.speed`) with the timed items' session settings:
+        without spinning threads its wake-ups, not the machine's speed, would dominate."""
+        sess = self._session(layer_model(REFERENCE_LAYER))
+        rng = np.random.default_rng(0)
+        feed = {i.name: rng.standard_normal(s).astype(np.float32)
+                for i, s in zip(sess.get_inputs(), layer_input_shapes(REFERENCE_LAYER))}
+        return lambda: reference_statistic(lambda: sess.run(None, feed))
+
 
 class TorchRunner:
     """PyTorch eager CPU (``torch.no_grad``, eval mode). Imports torch only when chosen."""
@@ -185,6 +196,17 @@ class TorchRunner:
 
     def call_overhead(self, policy: TimingPolicy) -> Timing:
         return self.time_layer(LayerConfig("add", 1, 8, 8), policy)
+
+    def reference_probe(self) -> Callable[[], float]:
+        torch = self._torch
+        module = self._module(REFERENCE_LAYER).eval()
+        x = torch.randn(*layer_input_shapes(REFERENCE_LAYER)[0])
+
+        def call():
+            with torch.no_grad():
+                module(x)
+
+        return lambda: reference_statistic(call)
 
 
 def make_runner(runtime: str, threads: int):

@@ -132,22 +132,19 @@ class LatencyTable:
             space.check_encoded(enc)
             fast = self._fast_positions(space)
             if fast is not None:
-                lookup, positions = fast
-                total = np.zeros(len(enc))
-                ok = True
-                for pos, flat in zip(positions, lookup.flat_indices(enc)):
-                    p = pos[flat]
-                    if p.min() < 0:
-                        ok = False  # an unknown layer: the slow path names it
-                        break
-                    total += self._values[p]
-                if ok:
-                    return total
+                strides, offsets, positions = fast
+                # every slot's flat index in one (BLAS, exact below 2**53) matmul, every row position in one gather
+                flat = ((enc + 1).astype(np.float64) @ strides).astype(np.int64)
+                p = positions[flat + offsets]
+                if p.min() >= 0:  # else an unknown layer: the slow path names it
+                    return self._values[p].sum(axis=1)
         arrays, stem_mid = self._arrays(x, space)
         return self._values[self.row_indices(arrays, stem_mid)].sum(axis=1)
 
     def _fast_positions(self, space: SearchSpace):
-        """Per-slot dense arrays of row positions for ``space`` (built once per space)."""
+        """For ``space`` (built once per space): a ``[D, L]`` stride matrix that maps encodings to
+        each slot's flat index, the slots' offsets into one concatenated array of row positions
+        (-1: no such row; the trailing zero for an inactive slot), and that array."""
         from .layers import build_slot_lookup
 
         cache = self.__dict__.setdefault("_fast_cache", {})
@@ -163,7 +160,11 @@ class LatencyTable:
                     pos_c = np.minimum(pos, len(self._keys) - 1)
                     found = self._keys[pos_c] == keys
                     positions.append(np.where(keys == 0, len(self._keys), np.where(found, pos_c, -1)))
-                cache[ident] = (lookup, positions)
+                strides = np.zeros((space.num_dimensions, len(positions)), dtype=np.float64)
+                for j, (sup, st) in enumerate(zip(lookup.supports, lookup.strides)):
+                    strides[sup, j] = st
+                offsets = np.cumsum([0] + [len(p) for p in positions[:-1]]).astype(np.int64)
+                cache[ident] = (strides, offsets, np.concatenate(positions))
         return cache[ident]
 
     def _check_space(self, space: SearchSpace) -> None:

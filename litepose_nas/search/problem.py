@@ -19,7 +19,10 @@ class SearchBudget:
     ``evaluations`` (default ``population * generations``) per budget limit.
 
     The original Lite Pose search used population 40, 40 generations, 25 % parents, half of the
-    children by mutation (probability 0.1 per choice) and half by crossover.
+    children by mutation (probability 0.1 per choice) and half by crossover. With ``grow`` (the
+    default), the first population and the mutants are pushed towards the budget through the
+    cost model before they are scored (:func:`~.evolution.grow_to_limit`); ``grow=False`` is the
+    original scheme.
     """
 
     population: int = 40
@@ -27,6 +30,7 @@ class SearchBudget:
     parent_ratio: float = 0.25
     mutation_ratio: float = 0.5
     mutate_prob: float = 0.1
+    grow: bool = True
     evaluations: int | None = None
 
     def __post_init__(self) -> None:

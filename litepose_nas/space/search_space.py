@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -324,16 +325,32 @@ class SearchSpace:
             )
 
     def choice_counts(self) -> np.ndarray:
+        return self._choice_counts.copy()
+
+    @cached_property
+    def _choice_counts(self) -> np.ndarray:
         return np.array([len(d.choices) for d in self.dimensions], dtype=np.int64)
 
+    @cached_property
+    def _activity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per dimension its block (-1: not a block choice) and stage; per stage its depth
+        dimension, its largest depth index and its depths (padded into one table)."""
+        block = np.array([d.block for d in self.dimensions], dtype=np.int64)
+        stage = np.array([max(d.stage, 0) for d in self.dimensions], dtype=np.int64)
+        depth_dims = np.array(self._depth_dims, dtype=np.int64)
+        last = np.array([len(st.depths) - 1 for st in self.stages], dtype=np.int64)
+        table = np.zeros((len(self.stages), int(last.max()) + 1), dtype=np.int64)
+        for s, st in enumerate(self.stages):
+            table[s, : len(st.depths)] = st.depths
+        return block, stage, depth_dims, last, table
+
     def _active_dims(self, enc: np.ndarray) -> np.ndarray:
-        active = np.ones(enc.shape, dtype=bool)
-        for s, (depth_dim, slot_dims) in enumerate(zip(self._depth_dims, self._block_dims)):
-            depth_idx = np.clip(enc[:, depth_dim], 0, len(self.stages[s].depths) - 1)
-            depth = np.asarray(self.stages[s].depths)[depth_idx]
-            for b, dims in enumerate(slot_dims):
-                active[:, dims] = (b < depth)[:, None]
-        return active
+        """A block's choices are active when the block lies within its stage's depth (searchers
+        call this on every candidate batch: a few vectorized operations, no loop)."""
+        block, stage, depth_dims, last, table = self._activity
+        index = np.minimum(np.maximum(enc[:, depth_dims], 0), last)
+        depth = table[np.arange(len(last)), index]
+        return (block < 0)[None, :] | (block[None, :] < depth[:, stage])
 
     @property
     def _depth_dims(self) -> list[int]:
