@@ -91,20 +91,20 @@ def conv_slots(a: ArchArrays, num_joints: int, stem_mid: int = DEFAULT_STEM_MID_
                 yield ConvSlot(f"{prefix}.conv.3", c, outputs, 1, False, h_, h_, bn=False, act=False)
 
 
-def cost_arrays(a: ArchArrays, num_joints: int = 17, stem_mid: int = DEFAULT_STEM_MID_CHANNELS) -> dict[str, np.ndarray]:
-    """``{'macs': exact MACs, 'macs_paper': paper-convention MACs, 'params': parameters}``, each ``[N]``."""
+def slot_cost_arrays(a: ArchArrays, num_joints: int = 17,
+                     stem_mid: int = DEFAULT_STEM_MID_CHANNELS) -> dict[str, np.ndarray]:
+    """Per conv slot: ``{'macs', 'macs_paper', 'params'}``, each ``[N, slots]`` (0 where inactive)."""
     n = len(a)
-    exact = np.zeros(n, dtype=np.int64)
-    paper = np.zeros(n, dtype=np.int64)
-    params = np.zeros(n, dtype=np.int64)
+    exact, paper, params = [], [], []
     for slot in conv_slots(a, num_joints, stem_mid):
         active = np.broadcast_to(np.asarray(slot.active), (n,))
         k2 = np.asarray(slot.kernel, dtype=np.int64) ** 2
         out_elems = slot.cout * slot.h_out**2
         if slot.name.startswith("deconv_bnrelu"):
             # BN + ReLU only (no conv weights)
-            paper += np.where(active, 3 * out_elems, 0)
-            params += np.where(active, 2 * slot.cout, 0)
+            exact.append(np.zeros(n, dtype=np.int64))
+            paper.append(np.where(active, 3 * out_elems, 0))
+            params.append(np.where(active, 2 * slot.cout, 0))
             continue
         per_pixel = slot.cout * k2 * (1 if slot.groups_depthwise else slot.cin)
         if slot.transposed:
@@ -114,10 +114,27 @@ def cost_arrays(a: ArchArrays, num_joints: int = 17, stem_mid: int = DEFAULT_STE
             conv_exact = conv_paper = per_pixel * slot.h_out**2
         weights = per_pixel if not slot.transposed else slot.cin * slot.cout * k2
         extra = (2 * out_elems if slot.bn else 0) + (out_elems if slot.act else 0)
-        exact += np.where(active, conv_exact, 0)
-        paper += np.where(active, conv_paper + extra, 0)
-        params += np.where(active, weights + (2 * slot.cout if slot.bn else 0), 0)
-    return {"macs": exact, "macs_paper": paper, "params": params}
+        exact.append(np.where(active, conv_exact, 0))
+        paper.append(np.where(active, conv_paper + extra, 0))
+        params.append(np.where(active, weights + (2 * slot.cout if slot.bn else 0), 0))
+    stack = lambda cols: np.stack([np.broadcast_to(np.asarray(c, dtype=np.int64), (n,)) for c in cols], axis=1)  # noqa: E731
+    return {"macs": stack(exact), "macs_paper": stack(paper), "params": stack(params)}
+
+
+def cost_arrays(a: ArchArrays, num_joints: int = 17, stem_mid: int = DEFAULT_STEM_MID_CHANNELS) -> dict[str, np.ndarray]:
+    """``{'macs': exact MACs, 'macs_paper': paper-convention MACs, 'params': parameters}``, each ``[N]``."""
+    return {k: v.sum(axis=1) for k, v in slot_cost_arrays(a, num_joints, stem_mid).items()}
+
+
+def _encoded_lookup(space: SearchSpace, num_joints: int, key: str):
+    """The per-slot lookup of ``key`` over ``space`` (built once per space; None if it fails its check)."""
+    from .space.slot_lookup import build_slot_lookup
+
+    cache = space.__dict__.setdefault("_cost_lookups", {})
+    if (num_joints, key) not in cache:
+        cache[(num_joints, key)] = build_slot_lookup(
+            space, lambda enc: slot_cost_arrays(space.arrays(enc), num_joints, space.stem_mid_channels)[key])
+    return cache[(num_joints, key)]
 
 
 def _as_arrays(archs, space: SearchSpace | None) -> tuple[ArchArrays, bool]:
@@ -147,8 +164,17 @@ def macs(archs, num_joints: int = 17, convention: str = "exact", space: SearchSp
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention {convention!r} not allowed (allowed: {', '.join(CONVENTIONS)})")
+    key = "macs" if convention == "exact" else "macs_paper"
+    if isinstance(archs, np.ndarray) and space is not None and archs.dtype.kind in "iu":
+        # searchers call this on every candidate batch: the per-slot lookup skips ArchArrays
+        enc = np.atleast_2d(archs)
+        space.check_encoded(enc)
+        lookup = _encoded_lookup(space, num_joints, key)
+        if lookup is not None:
+            values = lookup.values(enc).sum(axis=1)
+            return int(values[0]) if archs.ndim == 1 else values
     arrays, single = _as_arrays(archs, space)
-    values = cost_arrays(arrays, num_joints, _stem_mid(space))["macs" if convention == "exact" else "macs_paper"]
+    values = cost_arrays(arrays, num_joints, _stem_mid(space))[key]
     return int(values[0]) if single else values
 
 

@@ -113,6 +113,30 @@ def test_evolution_finds_optimum_of_small_problem(objective, exhaustive):
     assert evo.evaluations == 40 + 40 * 30
 
 
+def test_evolution_finds_the_exhaustive_optimum_architecture(objective, exhaustive):
+    """The bench's quality target, in small: at the original budget, the exact optimum's architecture."""
+    con = macs_constraint(ORIGINAL, 2.0)
+    optimum = exhaustive.best[0].encoded
+    found = [search(ORIGINAL, objective, con, SearchBudget(), seed=s).best[0].encoded for s in range(2)]
+    assert all(np.array_equal(f, optimum) for f in found)
+
+
+def test_growing_keeps_rows_feasible_and_only_raises_their_cost(elastic_objective):
+    from litepose_nas.search.evolution import grow_to_limit
+    from litepose_nas.search.problem import Problem
+
+    problem = Problem(ELASTIC, elastic_objective, [synthetic_latency(ELASTIC), macs_constraint(ELASTIC, 3.0)])
+    rows = problem.sample_feasible(64, 40.0, np.random.default_rng(0))
+    before = problem.costs(rows)
+    grown = grow_to_limit(problem, rows, 40.0, np.random.default_rng(1))
+    ELASTIC.check_encoded(grown)
+    after = problem.costs(grown)
+    ok, _ = problem.feasible(grown, 40.0)
+    assert ok.all() and np.all(after[:, 0] >= before[:, 0])
+    assert np.mean(after[:, 0]) > np.mean(before[:, 0]) + 5  # most rows moved towards the 40 ms budget
+    np.testing.assert_array_equal(grown, grow_to_limit(problem, rows, 40.0, np.random.default_rng(1)))
+
+
 def test_impossible_budget_is_reported_not_looped(objective):
     t = time.perf_counter()
     with pytest.raises(InputError, match=r"impossible budget.*cheapest found"):

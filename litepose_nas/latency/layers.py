@@ -18,6 +18,7 @@ import numpy as np
 
 from ..cost import conv_slots
 from ..space.search_space import INACTIVE, ArchArrays, SearchSpace
+from ..space.slot_lookup import SlotLookup, build_slot_lookup
 
 KINDS = ("stem", "block", "deconv", "fuse", "final", "add")
 FIELDS = ("h", "cin", "cout", "mid", "kernel", "stride")
@@ -191,78 +192,11 @@ def arch_layers(a: ArchArrays, num_joints: int, stem_mid: int, index: int = 0) -
     return out
 
 
-@dataclass(frozen=True)
-class SlotLookup:
-    """Fast path from encodings to layer keys: each slot's key read from a small dense array
-    indexed by the few encoded dimensions it depends on (no ``ArchArrays``, no ``conv_slots``).
-
-    The dependencies are found by probing (vary one dimension at a time around random
-    architectures) and the whole lookup is checked against :func:`slot_keys` before it is used.
-    """
-
-    names: tuple[str, ...]
-    supports: tuple[np.ndarray, ...]  # encoded dimensions per slot
-    strides: tuple[np.ndarray, ...]  # mixed-radix strides over (choice index + 1)
-    keys: tuple[np.ndarray, ...]  # dense packed keys per slot (0 where inactive)
-
-    def flat_indices(self, encoded: np.ndarray) -> list[np.ndarray]:
-        shifted = encoded + 1  # -1 (inactive) -> 0
-        return [shifted[:, s] @ st for s, st in zip(self.supports, self.strides)]
-
-
 def _keys_of(space: SearchSpace, enc: np.ndarray, num_joints: int) -> np.ndarray:
     _, keys, active = slot_keys(space.arrays(enc), num_joints, space.stem_mid_channels)
     return np.where(active, keys, 0)
 
 
-def build_slot_lookup(space: SearchSpace, num_joints: int, probes: int = 12, check: int = 3000,
-                      seed: int = 0) -> SlotLookup | None:
-    """The :class:`SlotLookup` of ``space``, or None when the check against the slow path fails."""
-    rng = np.random.default_rng(seed)
-    dims = space.dimensions
-    names, _, _ = slot_keys(space.arrays(space.sample_encoded(rng, 1)), num_joints, space.stem_mid_channels)
-    base = space.sample_encoded(rng, probes)
-    # half the probes at maximum depth, so every block slot is active in some probe
-    for s, st in enumerate(space.stages):
-        d = [i for i, dim in enumerate(dims) if dim.kind == "depth" and dim.stage == s][0]
-        base[: probes // 2, d] = int(np.argmax(st.depths))
-    base = space.canonicalize(base, rng)
-    base_keys = _keys_of(space, base, num_joints)
-    variants, owners = [], []
-    for d, dim in enumerate(dims):
-        for c in range(len(dim.choices)):
-            v = base.copy()
-            v[:, d] = c
-            variants.append(space.canonicalize(v, rng))
-            owners.append(d)
-    var_keys = _keys_of(space, np.concatenate(variants), num_joints).reshape(len(variants), probes, -1)
-    changed = (var_keys != base_keys[None]).any(axis=1)  # [variants, slots]
-    depends = np.zeros((len(dims), len(names)), dtype=bool)
-    np.logical_or.at(depends, np.array(owners), changed)
-    sizes = space.choice_counts() + 1
-    supports, strides, tables = [], [], []
-    for j in range(len(names)):
-        sup = np.nonzero(depends[:, j])[0]
-        radix = sizes[sup]
-        st = np.ones(len(sup), dtype=np.int64)
-        for i in range(len(sup) - 2, -1, -1):
-            st[i] = st[i + 1] * radix[i + 1]
-        total = int(np.prod(radix)) if len(sup) else 1
-        combos = np.stack(np.unravel_index(np.arange(total), tuple(radix)), axis=1) - 1 if len(sup) else np.zeros((1, 0), int)
-        enc = np.repeat(base[:1], total, axis=0)
-        enc[:, sup] = combos
-        keys = np.zeros(total, dtype=np.int64)
-        # combinations that no canonical encoding has (a choice past the depth) are never read
-        valid = np.ones(total, dtype=bool)
-        for i, d in enumerate(sup):
-            if dims[d].block < 0:
-                valid &= combos[:, i] >= 0
-        if valid.any():
-            keys[valid] = _keys_of(space, enc[valid], num_joints)[:, j]
-        supports.append(sup)
-        strides.append(st)
-        tables.append(keys)
-    lookup = SlotLookup(tuple(names), tuple(supports), tuple(strides), tuple(tables))
-    sample = space.sample_encoded(rng, check)
-    fast = np.stack([t[f] for t, f in zip(lookup.keys, lookup.flat_indices(sample))], axis=1)
-    return lookup if np.array_equal(fast, _keys_of(space, sample, num_joints)) else None
+def build_layer_lookup(space: SearchSpace, num_joints: int) -> SlotLookup | None:
+    """Encodings -> each layer slot's packed key (0 where inactive), checked against :func:`slot_keys`."""
+    return build_slot_lookup(space, lambda enc: _keys_of(space, enc, num_joints))

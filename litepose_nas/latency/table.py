@@ -132,39 +132,31 @@ class LatencyTable:
             space.check_encoded(enc)
             fast = self._fast_positions(space)
             if fast is not None:
-                strides, offsets, positions = fast
-                # every slot's flat index in one (BLAS, exact below 2**53) matmul, every row position in one gather
-                flat = ((enc + 1).astype(np.float64) @ strides).astype(np.int64)
-                p = positions[flat + offsets]
+                lookup, rows = fast
+                p = rows[lookup.positions(enc)]
                 if p.min() >= 0:  # else an unknown layer: the slow path names it
                     return self._values[p].sum(axis=1)
         arrays, stem_mid = self._arrays(x, space)
         return self._values[self.row_indices(arrays, stem_mid)].sum(axis=1)
 
     def _fast_positions(self, space: SearchSpace):
-        """For ``space`` (built once per space): a ``[D, L]`` stride matrix that maps encodings to
-        each slot's flat index, the slots' offsets into one concatenated array of row positions
-        (-1: no such row; the trailing zero for an inactive slot), and that array."""
-        from .layers import build_slot_lookup
+        """For ``space`` (built once per space): the layer-key lookup of its slots and, for each
+        entry of its concatenated tables, the position of that layer's row (-1: no such row;
+        the trailing zero for an inactive slot)."""
+        from .layers import build_layer_lookup
 
         cache = self.__dict__.setdefault("_fast_cache", {})
         ident = (space.name, space.num_dimensions, tuple(space.choice_counts()), space.stem_mid_channels, space.resolutions)
         if ident not in cache:
-            lookup = build_slot_lookup(space, self.num_joints)
+            lookup = build_layer_lookup(space, self.num_joints)
             if lookup is None:
                 cache[ident] = None
             else:
-                positions = []
-                for keys in lookup.keys:
-                    pos = np.searchsorted(self._keys, keys)
-                    pos_c = np.minimum(pos, len(self._keys) - 1)
-                    found = self._keys[pos_c] == keys
-                    positions.append(np.where(keys == 0, len(self._keys), np.where(found, pos_c, -1)))
-                strides = np.zeros((space.num_dimensions, len(positions)), dtype=np.float64)
-                for j, (sup, st) in enumerate(zip(lookup.supports, lookup.strides)):
-                    strides[sup, j] = st
-                offsets = np.cumsum([0] + [len(p) for p in positions[:-1]]).astype(np.int64)
-                cache[ident] = (strides, offsets, np.concatenate(positions))
+                keys = lookup.concatenated()
+                pos = np.searchsorted(self._keys, keys)
+                pos_c = np.minimum(pos, len(self._keys) - 1)
+                found = self._keys[pos_c] == keys
+                cache[ident] = (lookup, np.where(keys == 0, len(self._keys), np.where(found, pos_c, -1)))
         return cache[ident]
 
     def _check_space(self, space: SearchSpace) -> None:
