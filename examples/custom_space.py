@@ -71,7 +71,8 @@ def main() -> None:
     print(f"supernet: {n_params / 1e6:.2f} M parameters; smallest subnet outputs {[tuple(o.shape) for o in outs]}")
 
     # 3. a latency table for this space on this machine (every layer; --quick: fewer repeats)
-    settings = ProfileSettings(device_name="this-machine", threads=args.threads, runtime="onnxruntime")
+    settings = ProfileSettings(device_name="this-machine", threads=args.threads, runtime="onnxruntime",
+                               speed_guard=not args.quick)
     if args.quick:
         settings.policy = TimingPolicy(warmup=2, min_repeats=3, max_repeats=10, budget_s=0.05, max_wait_s=5.0)
         settings.net_policy = TimingPolicy(warmup=1, min_repeats=3, max_repeats=10, budget_s=0.3, max_wait_s=5.0)

@@ -190,7 +190,7 @@ def test_killed_before_first_checkpoint_starts_again(train_data, tmp_path) -> No
 # ====================================================================== profiling
 def _profile_args(space: Path, out: Path) -> list:
     return ["profile", "--space", space, "--device-name", "test", "--threads", "1", "--calibration-nets", "3",
-            "--no-contention-check", "--out", out, "-q"]
+            "--no-contention-check", "--no-speed-guard", "--out", out, "-q"]
 
 
 def _complete_records(path: Path) -> list[dict]:

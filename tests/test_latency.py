@@ -272,7 +272,8 @@ def test_cli_errors_are_one_line(tiny_table, tmp_path):
 def test_validate_command_json_contract(tiny_table, tiny_yaml, tmp_path):
     plot = tmp_path / "fid.png"
     r = _cli(["latency", "validate", "--table", str(tmp_path / "tiny-cpu.csv"), "--space", str(tiny_yaml),
-              "--archs", "4", "--no-published", "--json", "--quiet", "--plot", str(plot), "--no-contention-check"])
+              "--archs", "4", "--no-published", "--json", "--quiet", "--plot", str(plot), "--no-contention-check",
+              "--no-speed-guard"])
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert {"mape", "within_10pct", "spearman", "n"} <= set(rep) and rep["n"] == 4

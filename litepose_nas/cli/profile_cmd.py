@@ -13,7 +13,8 @@ from .common import load_space, quiet_option
 @click.option("--runtime", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime", show_default=True,
               help="onnxruntime needs only numpy + onnx + onnxruntime; torch needs PyTorch.")
 @click.option("--num-joints", type=int, default=17, show_default=True, help="17 for COCO, 14 for CrowdPose (final conv widths).")
-@click.option("--quick", is_flag=True, help="Only the layers of a few architectures, fewer repeats: a first look.")
+@click.option("--quick", is_flag=True,
+              help="Only the layers of a few architectures, fewer repeats, no speed guard: a first look.")
 @click.option("--calibration-nets", type=int, default=8, show_default=True,
               help="Whole networks timed end to end to fit the table's scale/offset correction.")
 @click.option("--no-contention-check", is_flag=True,
@@ -37,7 +38,8 @@ def profile(space_path: str, device_name: str, threads: int, runtime: str, num_j
     space = load_space(space_path)
     path = check_out_path(out)
     settings = ProfileSettings(device_name=device_name, threads=threads, runtime=runtime, num_joints=num_joints,
-                               quick=quick, calibration_nets=calibration_nets, speed_guard=not no_speed_guard)
+                               quick=quick, calibration_nets=calibration_nets,
+                               speed_guard=not (no_speed_guard or quick))
     if quick:
         settings.policy = TimingPolicy(warmup=2, min_repeats=3, max_repeats=10, budget_s=0.05, max_wait_s=5.0)
         settings.net_policy = TimingPolicy(warmup=1, min_repeats=3, max_repeats=10, budget_s=0.3, max_wait_s=5.0)
