@@ -72,7 +72,7 @@ def main() -> None:
 
     # 3. a latency table for this space on this machine (every layer; --quick: fewer repeats)
     settings = ProfileSettings(device_name="this-machine", threads=args.threads, runtime="onnxruntime",
-                               speed_guard=not args.quick)
+                               speed_guard=not args.quick, passes=1 if args.quick else 2)
     if args.quick:
         settings.policy = TimingPolicy(warmup=2, min_repeats=3, max_repeats=10, budget_s=0.05, max_wait_s=5.0)
         settings.net_policy = TimingPolicy(warmup=1, min_repeats=3, max_repeats=10, budget_s=0.3, max_wait_s=5.0)

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     from litepose_nas.search import SearchBudget, latency_constraint, macs_proxy_objective, predictor_objective, search
 
     space = subspace() if args.fast else SearchSpace.from_yaml("litepose")
-    settings = ProfileSettings(device_name=args.device, threads=args.threads, speed_guard=not args.fast)
+    settings = ProfileSettings(device_name=args.device, threads=args.threads, speed_guard=not args.fast,
+                               passes=1 if args.fast else 2)
     if args.fast:
         settings.policy = TimingPolicy(warmup=1, min_repeats=2, max_repeats=5, budget_s=0.02, max_wait_s=1.0)
         settings.net_policy = TimingPolicy(warmup=1, min_repeats=2, max_repeats=5, budget_s=0.1, max_wait_s=1.0)

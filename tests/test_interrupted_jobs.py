@@ -190,7 +190,7 @@ def test_killed_before_first_checkpoint_starts_again(train_data, tmp_path) -> No
 # ====================================================================== profiling
 def _profile_args(space: Path, out: Path) -> list:
     return ["profile", "--space", space, "--device-name", "test", "--threads", "1", "--calibration-nets", "3",
-            "--no-contention-check", "--no-speed-guard", "--out", out, "-q"]
+            "--no-contention-check", "--no-speed-guard", "--passes", "1", "--out", out, "-q"]
 
 
 def _complete_records(path: Path) -> list[dict]:
@@ -356,3 +356,4 @@ def test_predictor_collection_resumes_without_losing_rows(collect_setup, tmp_pat
     # evaluation is deterministic: the same rows as an uninterrupted run, in the same order
     assert after == _rows(reference), f"resumed collection differs from an uninterrupted one (seed {SEED})"
     assert out.read_text().endswith("\n")
+

@@ -48,6 +48,7 @@ def tiny_yaml(tmp_path: Path) -> Path:
 
 def _settings(**kw) -> ProfileSettings:
     kw.setdefault("speed_guard", False)  # its own tests below; elsewhere it only slows the tests down
+    kw.setdefault("passes", 1)
     s = ProfileSettings(device_name="test-cpu", threads=1, calibration_nets=3, **kw)
     s.policy, s.net_policy = FAST, FAST
     return s
@@ -369,3 +370,23 @@ def test_profile_scales_times_to_the_nominal_reference_speed(tiny_space, tmp_pat
     np.testing.assert_allclose(table.median_ms[1:], 2.0 / 1.1)
     assert [n["measured_ms"] for n in table.header["correction"]["networks"]] == pytest.approx([50.0 / 1.1] * 3)
     assert table.header["speed_guard"]["factor_range"] == [round(1 / 1.1, 4), round(1 / 1.05, 4)]
+
+
+def test_profile_keeps_the_fastest_of_its_passes(tiny_space, tmp_path, monkeypatch):
+    from litepose_nas.latency.runners import Timing
+
+    seen: dict[str, int] = {}
+    order: dict[str, int] = {}
+
+    def timed(self, cfg, policy):  # odd layers are slow in the first pass, even ones in the second
+        order.setdefault(cfg.key, len(order))
+        seen[cfg.key] = seen.get(cfg.key, 0) + 1
+        slow = (order[cfg.key] % 2 == 1) == (seen[cfg.key] == 1)
+        return Timing([3.0 if slow else 2.0] * 3, 3, 3)
+
+    monkeypatch.setattr(OrtRunner, "call_overhead", lambda self, policy: Timing([0.0] * 3, 3, 3))
+    monkeypatch.setattr(OrtRunner, "time_layer", timed)
+    table = profile_space(tiny_space, tmp_path / "p.csv", _settings(passes=2), progress=False, detect_contention=False)
+    assert set(seen.values()) == {2} and len(seen) == len(table)
+    np.testing.assert_array_equal(table.median_ms, 2.0)
+    assert table.header["timing"]["passes"] == 2

@@ -231,3 +231,13 @@ def test_exact_predictor_on_tiny_supernet(tmp_path):
     assert len(exact.cache) == len(enc)
     exact.predict(enc[:1], space=space)
     assert len(exact.cache) == len(enc)  # cached
+
+
+def test_collect_resolution_scale_option_is_checked(tmp_path):
+    from cli_helpers import assert_one_line_error, run_cli
+
+    for bad in ("0", "1.5"):
+        r = run_cli("predictor", "collect", "--supernet", tmp_path / "s.pt", "--data", tmp_path, "--archs", "2",
+                    "--out", tmp_path / "e.csv", "--resolution-scale", bad)
+        assert_one_line_error(r, 2, "--resolution-scale")
+    assert not (tmp_path / "e.csv").exists()

@@ -72,10 +72,13 @@ def predict(table_name: str, files: tuple[str, ...], as_json: bool) -> None:
 @click.option("--no-contention-check", is_flag=True, help="Keep samples during which other processes took the CPU.")
 @click.option("--no-speed-guard", is_flag=True,
               help="Time networks even while a reference layer runs slower than its nominal speed.")
+@click.option("--passes", type=click.IntRange(1, None), default=2, show_default=True,
+              help="Time every network this many times, in whole passes; each keeps its fastest pass.")
 @json_option
 @quiet_option
 def validate(table_name: str, n: int, space_path: str | None, seed: int, no_published: bool, plot: str | None,
-             report: str | None, no_contention_check: bool, no_speed_guard: bool, as_json: bool, quiet: bool) -> None:
+             report: str | None, no_contention_check: bool, no_speed_guard: bool, passes: int, as_json: bool,
+             quiet: bool) -> None:
     """Predicted vs measured end to end: MAPE, share within +-10 %, Spearman, scatter plot.
 
     A table derived for another device is checked on its held-out calibration points instead.
@@ -93,7 +96,8 @@ def validate(table_name: str, n: int, space_path: str | None, seed: int, no_publ
     if t.provenance == "measured":
         space = load_space(space_path or t.space_name)
         rep = validate_measured(t, space, n, seed=seed, include_published=not no_published, progress=not quiet,
-                                detect_contention=not no_contention_check, speed_guard=not no_speed_guard)
+                                detect_contention=not no_contention_check, speed_guard=not no_speed_guard,
+                                passes=passes)
     else:
         rep = validate_derived(t)
     if plot is None and report is not None:

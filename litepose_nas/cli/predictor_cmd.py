@@ -107,9 +107,12 @@ def info(path, as_json) -> None:
 @click.option("--val-split", default="val", show_default=True)
 @click.option("--device", "torch_device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resolution-scale", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Evaluate each subnet at img_size x SCALE (a cheaper CPU proxy; 0.25 is what the demo uses). "
+                   "Keep one value per evals.csv.")
 @quiet_option
 def collect(supernet_path, data_dir, dataset, n_archs, out_csv, space_path, calib_batches, batch_size, val_images,
-            train_split, val_split, torch_device, seed, quiet) -> None:
+            train_split, val_split, torch_device, seed, resolution_scale, quiet) -> None:
     """Evaluate N subnets of a supernet (BN recalibrated, official AP) into an evals.csv, row by row."""
     from ..predictors.collect import collect_evals
     from .common import load_space
@@ -118,7 +121,7 @@ def collect(supernet_path, data_dir, dataset, n_archs, out_csv, space_path, cali
     summary = collect_evals(
         supernet_path, data_dir, dataset, n_archs, out_csv, space=space, calib_batches=calib_batches,
         batch_size=batch_size, val_images=val_images, train_split=train_split, val_split=val_split,
-        device=torch_device, seed=seed, progress=not quiet,
+        device=torch_device, seed=seed, progress=not quiet, resolution_scale=resolution_scale,
     )
     if not quiet:
         click.echo(f"{summary['done']} of {summary['requested']} architectures in {out_csv} "

@@ -22,10 +22,13 @@ from .common import load_space, quiet_option
 @click.option("--no-speed-guard", is_flag=True,
               help="Time layers even while a reference layer runs slower than its nominal speed "
                    "(default: wait out slow stretches of a shared machine and re-time what they touched).")
+@click.option("--passes", type=click.IntRange(1, None), default=2, show_default=True,
+              help="Time everything this many times, in whole passes; each row keeps its fastest pass (--quick: 1).")
 @click.option("--out", required=True, help="Output table NAME.csv (NAME.json header beside it).")
 @quiet_option
 def profile(space_path: str, device_name: str, threads: int, runtime: str, num_joints: int, quick: bool,
-            calibration_nets: int, no_contention_check: bool, no_speed_guard: bool, out: str, quiet: bool) -> None:
+            calibration_nets: int, no_contention_check: bool, no_speed_guard: bool, passes: int, out: str,
+            quiet: bool) -> None:
     """Profile each distinct layer of a search space on this device (resumes after a kill)."""
     from ..errors import InputError
     from ..latency.profiler import ProfileSettings, check_out_path, elapsed_note, profile_space
@@ -39,7 +42,7 @@ def profile(space_path: str, device_name: str, threads: int, runtime: str, num_j
     path = check_out_path(out)
     settings = ProfileSettings(device_name=device_name, threads=threads, runtime=runtime, num_joints=num_joints,
                                quick=quick, calibration_nets=calibration_nets,
-                               speed_guard=not (no_speed_guard or quick))
+                               speed_guard=not (no_speed_guard or quick), passes=1 if quick else passes)
     if quick:
         settings.policy = TimingPolicy(warmup=2, min_repeats=3, max_repeats=10, budget_s=0.05, max_wait_s=5.0)
         settings.net_policy = TimingPolicy(warmup=1, min_repeats=3, max_repeats=10, budget_s=0.3, max_wait_s=5.0)
