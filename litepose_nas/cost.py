@@ -117,7 +117,9 @@ def slot_cost_arrays(a: ArchArrays, num_joints: int = 17,
         exact.append(np.where(active, conv_exact, 0))
         paper.append(np.where(active, conv_paper + extra, 0))
         params.append(np.where(active, weights + (2 * slot.cout if slot.bn else 0), 0))
-    stack = lambda cols: np.stack([np.broadcast_to(np.asarray(c, dtype=np.int64), (n,)) for c in cols], axis=1)  # noqa: E731
+    def stack(cols: list) -> np.ndarray:
+        return np.stack([np.broadcast_to(np.asarray(c, dtype=np.int64), (n,)) for c in cols], axis=1)
+
     return {"macs": stack(exact), "macs_paper": stack(paper), "params": stack(params)}
 
 
@@ -130,7 +132,7 @@ def _encoded_lookup(space: SearchSpace, num_joints: int, key: str):
     """The per-slot lookup of ``key`` over ``space`` (built once per space; None if it fails its check)."""
     from .space.slot_lookup import build_slot_lookup
 
-    cache = space.__dict__.setdefault("_cost_lookups", {})
+    cache = space.__dict__.setdefault("_cost_lookups", {})  # a frozen dataclass: cache beside its fields
     if (num_joints, key) not in cache:
         cache[(num_joints, key)] = build_slot_lookup(
             space, lambda enc: slot_cost_arrays(space.arrays(enc), num_joints, space.stem_mid_channels)[key])

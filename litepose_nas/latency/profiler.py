@@ -10,7 +10,10 @@ Shared machines: each timed call also measures the CPU time the process got. onn
 threads spin while they wait, so an uncontended call gets ~all the CPU of its threads; a call that
 got less than ``min_cpu_share`` of it was preempted by another process and its sample is dropped.
 Timing continues until enough clean samples exist (or ``max_wait_s`` passes, then the fastest
-samples are kept and the layer is counted as contended in the header).
+samples are kept and the layer is counted as contended in the header). A machine that slows down
+without preempting the process is handled by :mod:`.speed` (time at nominal speed, scale to it),
+and bursts that neither check sees by timing everything in ``passes`` whole passes and keeping
+each item's fastest.
 """
 from __future__ import annotations
 
@@ -298,8 +301,9 @@ def profile_space(
                             + (", --quick subset" if settings.quick else "")),
             },
             "call_overhead_ms": overhead,
-            "timing": {"statistic": ("median of repeats minus call_overhead_ms, scaled to the nominal speed "
-                                     f"(speed_guard), the fastest of {passes} pass(es)"),
+            "timing": {"statistic": ("median of repeats minus call_overhead_ms"
+                                     + (", scaled to the nominal speed (speed_guard)" if guard is not None else "")
+                                     + f", the fastest of {passes} pass(es)"),
                        "passes": passes, **asdict(settings.policy),
                        "network": asdict(settings.net_policy)},
             "contention": contention_summary(list(all_layers.values()), list(all_nets.values()),

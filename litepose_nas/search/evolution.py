@@ -9,11 +9,11 @@ Unlike the original (which resampled without limit and could hang), an impossibl
 detected up front, and when new feasible children are too rare to find the generation goes on
 with fewer (reported in the history) after raising the mutation rate for a while.
 
-Also unlike the original, the first population and the mutants are *grown* towards the budget
+Also unlike the original, the first population and every child are *grown* towards the budget
 before they are scored (:func:`grow_to_limit`, cost model only, no extra evaluations): the best
 subnet under a budget sits on its boundary, and a mutation that frees budget (a lower
 resolution) is otherwise judged with the budget half spent. At the original budget this took
-the share of seeds that find the exhaustive optimum from about half to ~95 %
+the share of seeds that find the exhaustive optimum from about half to ~99 %
 (``benchmarks/bench_search.py``); ``SearchBudget(grow=False)`` restores the original scheme.
 
 One run per budget limit, each with the full budget; everything is driven by one seeded
@@ -74,7 +74,7 @@ def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.rand
     depth_dims = np.array([d.kind == "depth" for d in space.dimensions])
     ok, costs = problem.feasible(rows, limit)
     stale = 0
-    for _ in range(rounds or 3 * len(variable)):
+    for _ in range(rounds or 2 * len(variable)):
         dim = variable[rng.integers(len(variable), size=len(rows))]
         shift = (rng.random(len(rows)) * (counts[dim] - 1)).astype(np.int64) + 1
         trial = rows.copy()
@@ -202,7 +202,8 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
         def cross(n: int, round_: int) -> np.ndarray:
             a = parents[rng.integers(len(parents), size=n)]
             b = parents[rng.integers(len(parents), size=n)]
-            return space.crossover_encoded(a, b, rng)
+            rows = space.crossover_encoded(a, b, rng)
+            return grow_to_limit(problem, rows, limit, rng) if budget.grow else rows
 
         children, child_costs = _feasible_children(problem, (mutate, cross), (n_mutate, n_cross), limit, seen)
         child_scores = problem.score(children, child_costs) if len(children) else np.zeros(0)

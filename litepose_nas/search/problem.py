@@ -20,7 +20,7 @@ class SearchBudget:
 
     The original Lite Pose search used population 40, 40 generations, 25 % parents, half of the
     children by mutation (probability 0.1 per choice) and half by crossover. With ``grow`` (the
-    default), the first population and the mutants are pushed towards the budget through the
+    default), the first population and every child are pushed towards the budget through the
     cost model before they are scored (:func:`~.evolution.grow_to_limit`); ``grow=False`` is the
     original scheme.
     """
