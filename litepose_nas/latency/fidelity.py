@@ -109,7 +109,7 @@ def validate_measured(table: LatencyTable, space: SearchSpace, n: int, seed: int
     if guard is not None:
         # to the speed the table was profiled at (its own nominal reference time), when it says
         nominal = table.header.get("speed_guard", {}).get("nominal_reference_ms") or min(
-            min(c.before_ms, c.after_ms) for c in checks)
+            c.fastest_ms for c in checks)
     points = []
     for (name, arch), pred, timed_runs in zip(named, predicted, runs):
         scaled = [ms * (c.factor(nominal) if c is not None else 1.0) for ms, c in timed_runs]

@@ -35,7 +35,7 @@ from ..space.arch import Arch
 from ..space.search_space import SearchSpace
 from .layers import LayerConfig, arch_layers, enumerate_layers
 from .runners import Timing, TimingPolicy, host_description, make_runner
-from .speed import SpeedGuard, speed_factor
+from .speed import SpeedCheck, SpeedGuard
 from .table import LatencyTable
 
 @dataclass
@@ -352,19 +352,24 @@ def _fastest_pass(records: dict[tuple[Any, int], dict[str, Any]], nominal_ms: fl
     return best
 
 
+def _check(record: dict[str, Any]) -> SpeedCheck | None:
+    """The speed guard's check stored with a record (None: timed without the guard)."""
+    return SpeedCheck(**record["speed"]) if record.get("speed") else None
+
+
 def _reference_ms(record: dict[str, Any]) -> float:
-    speed = record.get("speed")
-    return max(speed["before_ms"], speed["after_ms"]) if speed else math.inf
+    check = _check(record)
+    return check.reference_ms if check else math.inf
 
 
 def _nominal_ms(record: dict[str, Any]) -> float:
-    speed = record.get("speed")
-    return min(speed["before_ms"], speed["after_ms"]) if speed else math.inf
+    check = _check(record)
+    return check.fastest_ms if check else math.inf
 
 
 def _factor(record: dict[str, Any], nominal_ms: float) -> float:
-    speed = record.get("speed")
-    return speed_factor(speed["before_ms"], speed["after_ms"], nominal_ms) if speed and math.isfinite(nominal_ms) else 1.0
+    check = _check(record)
+    return check.factor(nominal_ms) if check and math.isfinite(nominal_ms) else 1.0
 
 
 def _range(values: list[float]) -> list[float] | None:

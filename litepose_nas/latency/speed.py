@@ -56,6 +56,11 @@ class SpeedCheck:
         """The slower of the two reference timings: what the item's timing may have suffered."""
         return max(self.before_ms, self.after_ms)
 
+    @property
+    def fastest_ms(self) -> float:
+        """The faster of the two reference timings: a candidate for the nominal speed."""
+        return min(self.before_ms, self.after_ms)
+
     def factor(self, nominal_ms: float) -> float:
         return speed_factor(self.before_ms, self.after_ms, nominal_ms)
 
