@@ -35,6 +35,9 @@ def people_tensor(joints: np.ndarray, max_people: int) -> Tensor:
 def render_heatmaps(people: Tensor, size: int, sigma: float) -> Tensor:
     """Heatmaps ``[B, J, size, size]`` of joints ``[B, P, J, 3]`` at map resolution; the same values
     as :func:`litepose_nas.data.targets.heatmaps` (gaussians truncated at 3 sigma, maximum over people)."""
+    # people are packed first (people_tensor): render only up to the last one with a visible joint
+    present = (people[..., 2] > 0).any(-1)
+    people = people[:, : int(present.sum(1).max())] if people.shape[1] else people
     b, p, j = people.shape[:3]
     out = people.new_zeros((b, j, size, size))
     centres = torch.arange(size, device=people.device, dtype=people.dtype) + 0.5
