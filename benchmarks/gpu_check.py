@@ -131,7 +131,7 @@ def step_agreement(ctx: dict) -> dict:
         loss = PoseLoss(17).to(dev)(model(batch["image"]), batch)["total"]
         loss.backward()
         grad = torch.cat([p.grad.detach().flatten().double().cpu() for p in model.parameters() if p.grad is not None])
-        runs[name] = (float(loss), grad)
+        runs[name] = (float(loss.detach()), grad)
     (la, ga), (lb, gb) = runs.values()
     loss_rel = abs(la - lb) / max(abs(la), 1e-12)
     grad_rel = float((ga - gb).norm() / ga.norm().clamp(min=1e-12))
