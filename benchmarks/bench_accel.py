@@ -44,10 +44,10 @@ def _median_time(fn, runs: int, warmup: int) -> float:
 def bench_amp(args, space, device) -> list[dict]:
     import torch
 
-    from bench_train import _batch
+    from bench_train import _amp_step_fn, _batch
     from litepose_nas.losses import PoseLoss
     from litepose_nas.supernet import SuperLitePose
-    from litepose_nas.train import accel
+    from litepose_nas.train.sandwich import SubnetStep
 
     modes = {"fp32": None, "bf16": torch.bfloat16}
     if device.type == "cuda":
@@ -59,20 +59,7 @@ def bench_amp(args, space, device) -> list[dict]:
             torch.manual_seed(0)
             model = SuperLitePose(space, 17).extract(arch).to(device).to(memory_format=torch.channels_last).train()
             batch = _batch(args.batch, args.size, 17, device, torch.channels_last)
-            loss_fn, opt = PoseLoss(17), torch.optim.Adam(model.parameters(), lr=1e-4)
-            scaler = accel.make_scaler(dtype, device)
-
-            def step() -> None:
-                with accel.autocast(device, dtype):
-                    loss = loss_fn(model(batch["image"]), batch)["total"]
-                (scaler.scale(loss) if scaler else loss).backward()
-                scaler.step(opt) if scaler else opt.step()
-                if scaler:
-                    scaler.update()
-                opt.zero_grad(set_to_none=True)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-
+            step = _amp_step_fn(SubnetStep(model, PoseLoss(17)), batch, device, dtype)
             sec = _median_time(step, args.runs, 1)
             rows.append({"subnet": name, "amp": mode, "step_s": round(sec, 4), "images_per_s": round(args.batch / sec, 2)})
     return rows

@@ -232,7 +232,7 @@ def throughput(ctx: dict) -> dict:
     """img/s of one training step (forward, loss, backward, Adam) on fixed batches already on the device."""
     import torch
 
-    from bench_train import _batch
+    from bench_train import _amp_step_fn, _batch
     from litepose_nas.losses import PoseLoss
     from litepose_nas.supernet import SuperLitePose
     from litepose_nas.train import accel
@@ -253,21 +253,7 @@ def throughput(ctx: dict) -> dict:
                 step_module = SandwichStep(sup, PoseLoss(17))
                 step_module.set_archs(sandwich_archs(space, 0, 0, size))
             step_module = step_module.to(device).to(memory_format=fmt).train()
-            opt = torch.optim.Adam(step_module.parameters(), lr=1e-4)
-            scaler = accel.make_scaler(dtype, device)
-            batch = _batch(s.batch, size, 17, device, fmt)
-
-            def one_step() -> None:
-                with accel.autocast(device, dtype):
-                    loss, _ = step_module(batch)
-                (scaler.scale(loss) if scaler else loss).backward()
-                scaler.step(opt) if scaler else opt.step()
-                if scaler:
-                    scaler.update()
-                opt.zero_grad(set_to_none=True)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-
+            one_step = _amp_step_fn(step_module, _batch(s.batch, size, 17, device, fmt), device, dtype)
             for _ in range(s.warmup_steps):
                 one_step()
             t0 = time.perf_counter()

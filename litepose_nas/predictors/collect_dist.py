@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TypeVar
 
+from ..train.distributed import DistInfo
 from .shards import merge_rows, part_files, part_path, read_rows, remove_parts
 
 T = TypeVar("T")
@@ -28,9 +29,7 @@ class CollectGroup:
 
     out: Path
     device: str
-    rank: int = 0
-    world_size: int = 1
-    info: object | None = None  # the train.distributed.DistInfo of a distributed run
+    info: DistInfo = field(default_factory=DistInfo)
     _new_total: int | None = field(default=None, repr=False)
     _parts_mode: bool | None = field(default=None, repr=False)
 
@@ -43,16 +42,13 @@ class CollectGroup:
         if not launched_by_torchrun():
             return cls(out, device)
         info = init_distributed("cuda" if str(device).startswith("cuda") else "cpu", timeout_s=COLLECT_TIMEOUT_S)
-        return cls(out, str(info.device), info.rank, info.world_size, info)
+        return cls(out, str(info.device), info)
 
     # ------------------------------------------------------------------ shares and files
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+    rank = property(lambda self: self.info.rank)
+    world_size = property(lambda self: self.info.world_size)
+    distributed = property(lambda self: self.info.distributed)
+    is_main = property(lambda self: self.info.is_main)
 
     @property
     def uses_parts(self) -> bool:
@@ -112,11 +108,9 @@ class CollectGroup:
         return self._new_total if self._new_total is not None and self.is_main else local_new
 
     def close(self) -> None:
-        if self.info is not None:
-            from ..train.distributed import shutdown
+        from ..train.distributed import shutdown
 
-            shutdown(self.info)
-            self.info = None
+        shutdown(self.info)
 
     @staticmethod
     def _dist():
