@@ -124,3 +124,16 @@ def test_trainer_steps_with_gpu_resize_channels_last(source, tmp_path) -> None:
     convs = [m for m in unwrap(trainer.step_module).model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs
                          if m.weight.shape[-1] > 1 or m.weight.shape[1] > 1)
+
+
+def test_cli_refuses_compile_on_supernet_and_fp16_on_cpu(source, tmp_path) -> None:
+    from cli_helpers import assert_one_line_error
+    from reliability_helpers import run_inproc
+
+    run = tmp_path / "run"
+    r = run_inproc("train-supernet", "--data", source.folder, "--out", run, "--resolutions", "64", "--compile")
+    assert_one_line_error(r, 2, "--compile", "train-supernet")
+    r = run_inproc("train-supernet", "--data", source.folder, "--out", run, "--resolutions", "64", "--amp", "fp16",
+                   "--device", "cpu", "--steps", "1", "--batch-size", "2", "--workers", "0")
+    assert_one_line_error(r, 2, "--amp fp16", "CUDA")
+    assert not (run / "checkpoint.pt").exists()
