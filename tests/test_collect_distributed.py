@@ -178,3 +178,13 @@ def test_predictor_collect_cli_under_torchrun(tmp_path) -> None:
     assert p.returncode == 0, p.stderr[-3000:]
     assert _table(tmp_path / "dist.csv") == _table(tmp_path / "single.csv")
     assert len(_table(tmp_path / "dist.csv")) == 4 and part_files(tmp_path / "dist.csv") == []
+
+
+def test_a_table_without_arch_column_is_a_one_line_error(tmp_path) -> None:
+    from litepose_nas.errors import DataError
+
+    out = tmp_path / "evals.csv"
+    out.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="evals.csv: missing column 'arch'"):
+        collect_evals(None, None, "coco", 2, out, SPACE, predictor=LoggedFake(tmp_path / "c.log"), progress=False)
+    assert out.read_text() == "a,b\n1,2\n"

@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import DataError
 from .data import COLUMNS, trim_partial_row
 
 _PART = re.compile(r"\.rank(\d+)\.part$")
@@ -46,9 +47,16 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         return []
-    text = path.read_text()
-    text = text[: text.rfind("\n") + 1]
-    return [dict(r) for r in csv.DictReader(io.StringIO(text))]
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file") from None
+    reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1]))
+    rows = [dict(r) for r in reader]
+    if rows and "arch" not in (reader.fieldnames or []):
+        raise DataError(f"{path}: missing column 'arch' (columns: {', '.join(reader.fieldnames or [])}; "
+                        f"a predictor collect table has {', '.join(COLUMNS)})")
+    return rows
 
 
 def merge_rows(out: str | os.PathLike, new_rows: list[dict[str, str]]) -> int:
