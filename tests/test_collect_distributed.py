@@ -146,12 +146,24 @@ def test_killed_rank_resumes_with_two_ranks_and_with_one(reference, tmp_path) ->
     assert fake.calls == N - len(measured) and s["done"] == N
 
 
+def _cli_rank(args: list) -> None:
+    import torch
+
+    from reliability_helpers import run_inproc
+
+    torch.set_num_threads(1)
+    r = run_inproc(*args)
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.mark.slow
 def test_predictor_collect_cli_under_torchrun(tmp_path) -> None:
-    """The real command (tiny random supernet, 2 val images) under torchrun equals a single process."""
-    import subprocess
+    """The real command (tiny random supernet, 2 val images) under torchrun's launcher (its elastic
+    agent, workers forked rather than fresh interpreters, for speed) equals a single process."""
+    import uuid
 
     import torch
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     from litepose_nas.checkpoints import save_checkpoint
     from litepose_nas.data import generate_synthetic
@@ -164,18 +176,16 @@ def test_predictor_collect_cli_under_torchrun(tmp_path) -> None:
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "supernet.pt", SuperLitePose(space, 17), space=space.to_dict())
     generate_synthetic(tmp_path / "coco", 6, layout="coco", image_size=64, val_fraction=0.34, progress=False)
-    args = ["predictor", "collect", "--supernet", tmp_path / "supernet.pt", "--data", tmp_path / "coco",
-            "--archs", "4", "--space", tmp_path / "tiny.yaml", "--calib-batches", "1", "--batch-size", "2",
-            "--val-images", "2", "-q"]
+    args = [str(a) for a in ("predictor", "collect", "--supernet", tmp_path / "supernet.pt", "--data",
+                             tmp_path / "coco", "--archs", "4", "--space", tmp_path / "tiny.yaml", "--calib-batches",
+                             "1", "--batch-size", "2", "--val-images", "2", "-q")]
     torch.set_num_threads(1)
     r = run_inproc(*args, "--out", tmp_path / "single.csv")
     assert r.returncode == 0, r.stderr
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "litepose_nas.cli", *map(str, args), "--out", str(tmp_path / "dist.csv")]
-    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-3000:]
+    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
+                       rdzv_endpoint=f"127.0.0.1:{_free_port()}", start_method="fork", max_restarts=0,
+                       monitor_interval=0.1)
+    elastic_launch(cfg, _cli_rank)([*args, "--out", str(tmp_path / "dist.csv")])
     assert _table(tmp_path / "dist.csv") == _table(tmp_path / "single.csv")
     assert len(_table(tmp_path / "dist.csv")) == 4 and part_files(tmp_path / "dist.csv") == []
 
