@@ -6,7 +6,7 @@
 Steps (each reported ok / FAILED with its figures; the exit status is 1 if any failed):
 
 1. ``step_agreement``: one training step (forward, loss, backward) of the same network on the same
-   batch from the same weights, in fp32 (TF32 off), on the CPU and on CUDA: loss and gradients
+   batch from the same weights, in fp32 (TF32 off), channels-last, on the CPU and on CUDA: loss and gradients
    agree within the stated tolerance (relative, on the whole gradient vector). Without CUDA the
    CPU in channels-first is compared with the CPU in channels-last.
 2. ``train_supernet_amp``: ``litepose-nas train-supernet`` for N steps on synthetic data with
@@ -118,20 +118,25 @@ def step_agreement(ctx: dict) -> dict:
     from litepose_nas.supernet import SuperLitePose
 
     space, device, size = ctx["space"], ctx["device"], ctx["size"]
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     net = SuperLitePose(space, 17).extract(dataclasses.replace(space.largest(), img_size=size))
+    cpu, cl = torch.device("cpu"), torch.channels_last
+    # like for like: our channels-last on both devices; without CUDA, the two layouts on the CPU
+    pair = (("cpu", cpu, cl), ("cuda", device, cl)) if device.type == "cuda" else \
+        (("cpu_channels_first", cpu, torch.contiguous_format), ("cpu_channels_last", cpu, cl))
     runs = {}
-    cuda = device.type == "cuda"
-    for name, dev, fmt in (("cpu", torch.device("cpu"), torch.contiguous_format),
-                           ("cuda" if cuda else "cpu_channels_last", device, torch.channels_last)):
-        model = copy.deepcopy(net).to(dev).to(memory_format=fmt).train()
-        batch = _batch(ctx["batch"], size, 17, dev, fmt)
-        loss = PoseLoss(17).to(dev)(model(batch["image"]), batch)["total"]
-        loss.backward()
-        grad = torch.cat([p.grad.detach().flatten().double().cpu() for p in model.parameters() if p.grad is not None])
-        runs[name] = (float(loss.detach()), grad)
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # true fp32 on the GPU
+    try:
+        for name, dev, fmt in pair:
+            model = copy.deepcopy(net).to(dev).to(memory_format=fmt).train()
+            batch = _batch(ctx["batch"], size, 17, dev, fmt)
+            loss = PoseLoss(17).to(dev)(model(batch["image"]), batch)["total"]
+            loss.backward()
+            grad = torch.cat([p.grad.detach().flatten().double().cpu() for p in model.parameters() if p.grad is not None])
+            runs[name] = (float(loss.detach()), grad)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     (la, ga), (lb, gb) = runs.values()
     loss_rel = abs(la - lb) / max(abs(la), 1e-12)
     grad_rel = float((ga - gb).norm() / ga.norm().clamp(min=1e-12))
@@ -279,6 +284,9 @@ def run_checks(work: Path, use_cuda: bool, settings: Settings | None = None, qui
     from litepose_nas.space import SearchSpace
 
     s = settings or (CUDA_SETTINGS if use_cuda else CPU_SETTINGS)
+    if use_cuda:  # torchrun needs one global batch (batch x GPUs) in the 3/4 of the images that train
+        s = dataclasses.replace(s, images=max(s.images, (s.batch * torch.cuda.device_count() * 4 + 2) // 3 + 8))
+        torch.backends.cudnn.benchmark = True  # as the trainer does on CUDA
     work.mkdir(parents=True, exist_ok=True)
     if s.space:
         space_arg = s.space
