@@ -272,15 +272,6 @@ def test_resize_info_and_affine_round_trip():
     assert abs(x - expect[0]) <= 1 and abs(y - expect[1]) <= 1
 
 
-@pytest.fixture
-def real_samples(shared_dir: Path, tmp_path: Path) -> dict[str, dict]:
-    out = {}
-    for name, file in (("coco", "test_coco.json"), ("crowdpose", "test_crowdpose.json")):
-        shutil.copytree(shared_dir / "real-data" / name, tmp_path / name)
-        out[name] = json.loads((tmp_path / name / file).read_text())
-    return out
-
-
 def _people_of(gt: dict, image_id: int, num_joints: int) -> np.ndarray:
     anns = [a for a in gt["annotations"] if a["image_id"] == image_id and a["num_keypoints"] > 0]
     return np.array([a["keypoints"] for a in anns], float).reshape(len(anns), num_joints, 3)
