@@ -5,7 +5,6 @@ import builtins
 import dataclasses
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch

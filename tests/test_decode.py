@@ -1,11 +1,8 @@
 """Decoding: grouping on oracle maps, agreement with the loop-and-Hungarian port, test-time transforms."""
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
