@@ -60,6 +60,9 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_steps: int = 0
     grad_clip: float = 0.0  # max gradient norm; 0 = off
+    # how samples are made (augmentation, targets, masks, image filter): a name of
+    # data.recipe.RECIPES ('default', 'original') or a Recipe.to_dict() variant
+    recipe: str | dict[str, Any] = "default"
     # loss: the original's weights
     sigma: float = 2.0
     max_people: int = 30
@@ -118,6 +121,7 @@ class TrainConfig:
             raise InputError(f"training config: val_resolution {self.val_resolution} must be a multiple of 32")
         if any(not 0.0 < m <= 1.0 for m in self.milestones):
             raise InputError(f"training config: milestones {list(self.milestones)} must be fractions in (0, 1]")
+        self.training_recipe()
         if self.kind == "supernet" and self.space is None:
             raise InputError("training config: a supernet run needs a search space")
         if self.kind == "subnet" and self.arch is None:
@@ -130,6 +134,17 @@ class TrainConfig:
         from ..keypoints import keypoint_spec
 
         return keypoint_spec(self.dataset).num_joints
+
+    def training_recipe(self):
+        """The :class:`~litepose_nas.data.recipe.Recipe` of the run (InputError naming the field if bad)."""
+        from ..data.recipe import get_recipe
+
+        try:
+            return get_recipe(self.recipe)
+        except InputError as exc:
+            raise InputError(f"training config: {exc}") from None
+        except TypeError as exc:
+            raise InputError(f"training config: recipe {self.recipe!r}: {exc}") from None
 
     def search_space(self):
         from ..space import SearchSpace
