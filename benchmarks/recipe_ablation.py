@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--variants", default=",".join(variants()), help="comma-separated subset")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: tabulate the runs already in --out (each variant over the seeds it has)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", dest="json_out", default=None)
     args = p.parse_args(argv)
@@ -108,19 +110,23 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict[int, dict]] = {}
     for name in names:
         for seed in seeds:
-            runs.setdefault(name, {})[seed] = r = _train(out / f"{name}-seed{seed}", data, arch, table[name], seed, args)
+            run_dir = out / f"{name}-seed{seed}"
+            if args.report_only and not (run_dir / "result.json").is_file():
+                continue
+            runs.setdefault(name, {})[seed] = r = _train(run_dir, data, arch, table[name], seed, args)
             print(f"{name:22s} seed {seed}: AP {r['AP']:.3f}  AP50 {r['AP50']:.3f}  ({r['seconds']} s)", flush=True)
     load_after = os.getloadavg()
+    names = [n for n in names if n in runs]
 
     def mean_ap(name: str) -> float:
-        return statistics.fmean(runs[name][s]["AP"] for s in seeds)
+        return statistics.fmean(r["AP"] for r in runs[name].values())
 
     rows = []
     for name in names:
-        aps = [runs[name][s]["AP"] for s in seeds]
-        rows.append({"variant": name, "AP": aps, "AP_mean": round(mean_ap(name), 4),
+        aps = [r["AP"] for r in runs[name].values()]
+        rows.append({"variant": name, "seeds": sorted(runs[name]), "AP": aps, "AP_mean": round(mean_ap(name), 4),
                      "seed_spread": round(max(aps) - min(aps), 4),
-                     "AP50_mean": round(statistics.fmean(runs[name][s]["AP50"] for s in seeds), 4),
+                     "AP50_mean": round(statistics.fmean(r["AP50"] for r in runs[name].values()), 4),
                      "delta_vs_default": round(mean_ap(name) - mean_ap("default"), 4) if "default" in runs else None})
     print(f"\n{'variant':22s} {'AP per seed':>20s} {'mean':>7s} {'spread':>7s} {'AP50':>7s} {'vs default':>10s}")
     for r in rows:
