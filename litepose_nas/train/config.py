@@ -6,6 +6,9 @@ and push / pull factors 0.001, and steps the lr down by 10x at 70% and 96% of tr
 350 and 480 of 500). Its weight decay of 1e-4 is configured but never reaches the optimiser; here
 it is applied, as an L2 term on conv / linear weights only (not on BN affine parameters or biases).
 
+How training samples are made (augmentation, targets, masks, image filter) is the ``recipe``:
+``"original"`` reproduces the published models' exactly, ``"default"`` is ours (``data/recipe.py``).
+
 A :class:`TrainConfig` is saved in every checkpoint and is the authority when a run resumes.
 """
 from __future__ import annotations
