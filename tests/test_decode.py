@@ -1,11 +1,8 @@
 """Decoding: grouping on oracle maps, agreement with the loop-and-Hungarian port, test-time transforms."""
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,15 +271,6 @@ def test_resize_info_and_affine_round_trip():
     # (a sharp 3-px box resampled bilinearly: its centroid moves by up to ~0.1 px; the old pixel-centre
     # resize put it 0.5 (1 - f) = 0.2 px further)
     np.testing.assert_allclose(centroid, m @ np.array([401.5, 201.5, 1.0]), atol=0.15)
-
-
-@pytest.fixture
-def real_samples(shared_dir: Path, tmp_path: Path) -> dict[str, dict]:
-    out = {}
-    for name, file in (("coco", "test_coco.json"), ("crowdpose", "test_crowdpose.json")):
-        shutil.copytree(shared_dir / "real-data" / name, tmp_path / name)
-        out[name] = json.loads((tmp_path / name / file).read_text())
-    return out
 
 
 def _people_of(gt: dict, image_id: int, num_joints: int) -> np.ndarray:
