@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..data.recipe import RECIPES
 from .common import echo_json, format_table, json_option, quiet_option
 
 DATASETS = click.Choice(["coco", "crowdpose"])
@@ -74,11 +75,15 @@ def info(root: str, dataset: str, as_json: bool) -> None:
 @click.option("--augment", is_flag=True, help="Show training samples (augmented, with target heatmaps) instead.")
 @click.option("--size", "input_size", type=click.IntRange(min=32), default=256, show_default=True, help="Tile size (the input size with --augment).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def preview(root: str, dataset: str, split: str, out_file: str, count: int, augment: bool, input_size: int, seed: int) -> None:
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="default", show_default=True,
+              help="Training recipe of the --augment samples (see `litepose-nas train --help`).")
+def preview(root: str, dataset: str, split: str, out_file: str, count: int, augment: bool, input_size: int, seed: int,
+            recipe: str) -> None:
     """Draw ground-truth skeletons (or augmented samples and their heatmaps) into one PNG grid."""
     from ..data.preview import preview_grid
 
-    preview_grid(root, dataset, split, out_file, count=count, augment=augment, size=input_size, seed=seed)
+    preview_grid(root, dataset, split, out_file, count=count, augment=augment, size=input_size, seed=seed,
+                 recipe=recipe)
     click.echo(f"wrote {out_file}")
 
 

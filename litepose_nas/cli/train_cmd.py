@@ -19,9 +19,9 @@ _FIELDS = {
     "grad_clip": "grad_clip", "num_random": "num_random", "distill_weight": "distill_weight", "seed": "seed",
     "workers": "num_workers", "memory_format": "memory_format", "amp": "amp", "checkpoint_every": "checkpoint_every",
     "log_every": "log_every", "val_every": "val_every", "val_images": "val_images", "val_resolution": "val_resolution",
-    "init_from": "init_from", "sigma": "sigma", "push_weight": "push_weight", "pull_weight": "pull_weight",
-    "compile": "compile", "pin_memory": "pin_memory", "persistent_workers": "persistent_workers",
-    "gpu_resize": "gpu_resize",
+    "init_from": "init_from", "recipe": "recipe", "sigma": "sigma", "push_weight": "push_weight",
+    "pull_weight": "pull_weight", "compile": "compile", "pin_memory": "pin_memory",
+    "persistent_workers": "persistent_workers", "gpu_resize": "gpu_resize",
 }
 # may differ on --resume: the length of the run (the schedule is defined over it)
 _RESUME_FREE = {"steps"}
@@ -42,6 +42,7 @@ def _resolutions(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _common_options(f: Callable) -> Callable:
+    from ..data.recipe import RECIPES
     from ..train.config import AMP_MODES, MEMORY_FORMATS, OPTIMIZERS, PIN_MEMORY_MODES, SCHEDULES, TrainConfig
 
     d = TrainConfig()
@@ -67,6 +68,9 @@ def _common_options(f: Callable) -> Callable:
         click.option("--warmup-steps", type=click.IntRange(min=0), default=d.warmup_steps, show_default=True),
         click.option("--grad-clip", type=click.FloatRange(min=0), default=d.grad_clip, show_default=True,
                      help="Max gradient norm (0: off)."),
+        click.option("--recipe", type=click.Choice(list(RECIPES)), default=d.recipe, show_default=True,
+                     help="How training samples are made: 'original' = the published models' recipe exactly "
+                          "(augmentation, targets, masks, image filter); 'default' = ours (docs/training.md)."),
         click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=d.sigma, show_default=True),
         click.option("--push-weight", type=click.FloatRange(min=0), default=d.push_weight, show_default=True,
                      help="Associative-embedding push factor (original: 0.001)."),

@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import DataError
-from .sources import BadImageError, PoseSource, _num_keypoints
+from .recipe import Recipe, get_recipe
+from .sources import BadImageError, PoseSource
 from .targets import ae_joints, heatmaps
 from .transforms import AugmentConfig, crop_matrix, sample_params, scale_matrix, transform_joints, warp
 
@@ -50,6 +51,9 @@ class PoseDataset(Dataset):
     ``ds[i]`` uses a transform drawn from ``(seed, i)``; ``ds[(i, s)]`` one drawn from ``s``
     (what :func:`make_loader` passes, so every epoch differs yet a run repeats for a seed).
     With ``train=False`` the whole image is letterboxed into the input without randomness.
+    ``recipe`` (a :class:`~.recipe.Recipe` or a name of ``RECIPES``; default ``"default"``) decides the
+    augmentation, targets, masks and which training images are kept; ``augment`` overrides its
+    augmentation.
 
     ``on_bad_image``: an image that is missing or cannot be decoded either stops the run with a
     :class:`BadImageError` (``"fail"``) or is replaced by the next readable image of the split with
@@ -66,7 +70,8 @@ class PoseDataset(Dataset):
 
     def __init__(self, source: PoseSource, input_size: int = 256, output_sizes: Sequence[int] | None = None,
                  train: bool = True, max_people: int = 30, sigma: float = 2.0, seed: int = 0,
-                 augment: AugmentConfig | None = None, on_bad_image: str | None = None) -> None:
+                 augment: AugmentConfig | None = None, on_bad_image: str | None = None,
+                 recipe: Recipe | str | None = None) -> None:
         if input_size <= 0 or input_size % 4:
             raise DataError(f"input size {input_size} must be a positive multiple of 4")
         self.source = source
@@ -78,8 +83,9 @@ class PoseDataset(Dataset):
         self.max_people = int(max_people)
         self.sigma = float(sigma)
         self.seed = int(seed)
-        self.augment = augment or AugmentConfig()
-        self.ids = source.image_ids
+        self.recipe = get_recipe(recipe)
+        self.augment = augment or self.recipe.augment
+        self.ids = source.training_ids(self.recipe.image_filter) if train else source.image_ids
         self.flip_index = np.asarray(source.spec.flip_index)
         self.on_bad_image = bad_image_policy(on_bad_image)
         self.bad_images: set[int] = set()  # seen by this process (workers keep their own)
@@ -101,7 +107,7 @@ class PoseDataset(Dataset):
         if not self.train:
             return crop_matrix(h, w, self.input_size, scale_type="long"), False
         seed = [self.seed, index] if aug_seed is None else [aug_seed]
-        p = sample_params(np.random.default_rng(seed), self.augment, self.input_size)
+        p = sample_params(np.random.default_rng(seed), self.augment, self.input_size, image_hw=(h, w))
         return crop_matrix(h, w, self.input_size, **p), p["flip"]
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
@@ -134,6 +140,7 @@ class PoseDataset(Dataset):
         mat, flipped = self._params(index, aug_seed, h, w)
         joints = self.source.people(image_id)
         ignore = self.source.ignore_mask(image_id) if self._needs_mask(image_id) else None
+        kind = self.recipe.targets
         if ignore is not None and ignore.shape != (h, w):
             raise BadImageError(f"image {self.source.image_path(image_id)} is {w}x{h} but the annotation "
                             f"file records {ignore.shape[1]}x{ignore.shape[0]}")
@@ -146,13 +153,8 @@ class PoseDataset(Dataset):
             m = scale_matrix(mat, size / s)
             jt = joints_in.copy()
             jt[..., :2] *= size / s
-            hms.append(torch.zeros(0) if self.device_targets else torch.from_numpy(heatmaps(jt, size, self.sigma)))
-            if ignore is None:
-                mask = np.ones((size, size), np.float32)
-            else:
-                # outside the image is background (nothing is there), so only ignored regions get 0
-                mask = (warp(ignore.astype(np.float32), m, size, border_value=0.0) < 0.5).astype(np.float32)
-            masks.append(torch.from_numpy(mask))
+            hms.append(torch.zeros(0) if self.device_targets else torch.from_numpy(heatmaps(jt, size, self.sigma, kind)))
+            masks.append(torch.from_numpy(self._mask(ignore, (h, w), m, size)))
         if self.device_targets:
             from ..train.device_targets import people_tensor
 
@@ -165,12 +167,25 @@ class PoseDataset(Dataset):
             "image": normalize(image),
             "heatmaps": hms,
             "masks": masks,
-            "joints": torch.from_numpy(ae_joints(jt4, self.output_sizes[0], self.max_people)),
+            "joints": torch.from_numpy(ae_joints(jt4, self.output_sizes[0], self.max_people, kind)),
             "image_id": torch.tensor(image_id, dtype=torch.int64),
         }
 
     def _needs_mask(self, image_id: int) -> bool:
-        return any(a.get("iscrowd", 0) or _num_keypoints(a) == 0 for a in self.source.annotations(image_id))
+        if self.source.dataset == "crowdpose" and not self.recipe.mask_unlabelled_crowdpose:
+            return False
+        return bool(self.source.ignored_annotations(image_id))
+
+    def _mask(self, ignore: np.ndarray | None, hw: tuple[int, int], mat: np.ndarray, size: int) -> np.ndarray:
+        """The loss mask of one map (1 = supervised) through the map's affine ``mat``."""
+        if self.recipe.mask_padding:
+            # the original: warp the valid region with a 0 border, so padding is not supervised either
+            valid = np.ones(hw, np.float32) if ignore is None else (1 - ignore).astype(np.float32)
+            return (warp(valid, mat, size, border_value=0.0) > 0.5).astype(np.float32)
+        if ignore is None:
+            return np.ones((size, size), np.float32)
+        # outside the image is background (nothing is there), so only ignored regions get 0
+        return (warp(ignore.astype(np.float32), mat, size, border_value=0.0) < 0.5).astype(np.float32)
 
 
 class BadImageCounter:

@@ -27,7 +27,7 @@ def _draw_people(img: np.ndarray, people: np.ndarray, skeleton, scale: float = 1
 
 
 def preview_grid(root: str | Path, dataset: str, split: str, out_file: str | Path, count: int = 8,
-                 augment: bool = False, size: int = 256, seed: int = 0) -> None:
+                 augment: bool = False, size: int = 256, seed: int = 0, recipe: str = "default") -> None:
     import cv2
 
     src = open_dataset(root, dataset, split)
@@ -37,7 +37,7 @@ def preview_grid(root: str | Path, dataset: str, split: str, out_file: str | Pat
     if augment:
         from .dataset import MEAN, STD, PoseDataset
 
-        ds = PoseDataset(src, input_size=size, train=True, seed=seed)
+        ds = PoseDataset(src, input_size=size, train=True, seed=seed, recipe=recipe)
         for i in range(min(count, len(ds))):
             s = ds[i]
             img = (s["image"].permute(1, 2, 0).numpy() * np.array(STD) + np.array(MEAN)) * 255

@@ -119,11 +119,8 @@ class PoseSource:
             if "num_keypoints" in ann and not isinstance(ann["num_keypoints"], int):
                 raise DataError(f"{f}: {where}: field 'num_keypoints' must be an integer")
             self._anns[image_id].append(ann)
-        ids = sorted(self._images)
-        if self.split == "train":
-            # training images need at least one person to learn from
-            ids = [i for i in ids if any(_num_keypoints(a) > 0 and not a.get("iscrowd", 0) for a in self._anns[i])]
-        self._ids = ids
+        # training images need at least one person to learn from (a recipe may keep more: training_ids)
+        self._ids = self.training_ids("people") if self.split == "train" else sorted(self._images)
 
     # -- the public surface --------------------------------------------------------------------
     @property
@@ -136,6 +133,16 @@ class PoseSource:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def training_ids(self, image_filter: str = "people") -> list[int]:
+        """Image ids a training recipe keeps: ``"people"``, images with at least one non-crowd person
+        with keypoints; ``"any"``, images with any annotation (the original's filter)."""
+        if image_filter == "any":
+            return [i for i in sorted(self._images) if self._anns[i]]
+        if image_filter != "people":
+            raise DataError(f"image filter {image_filter!r} not allowed (allowed: people, any)")
+        return [i for i in sorted(self._images)
+                if any(_num_keypoints(a) > 0 and not a.get("iscrowd", 0) for a in self._anns[i])]
 
     def image_info(self, image_id: int) -> dict:
         try:
@@ -181,6 +188,10 @@ class PoseSource:
             return np.zeros((0, self.num_joints, 3), np.float32)
         return np.asarray(rows, np.float32).reshape(len(rows), self.num_joints, 3)
 
+    def ignored_annotations(self, image_id: int) -> list[dict]:
+        """The annotations whose region the loss must not look at: crowd regions and people without keypoints."""
+        return [a for a in self._anns[image_id] if a.get("iscrowd", 0) or _num_keypoints(a) == 0]
+
     def ignore_mask(self, image_id: int) -> np.ndarray:
         """uint8 HxW, 1 where the loss must not look: crowd regions and people without keypoints.
 
@@ -189,9 +200,7 @@ class PoseSource:
         info = self.image_info(image_id)
         h, w = int(info["height"]), int(info["width"])
         m = np.zeros((h, w), np.uint8)
-        for a in self._anns[image_id]:
-            if not (a.get("iscrowd", 0) or _num_keypoints(a) == 0):
-                continue
+        for a in self.ignored_annotations(image_id):
             seg = a.get("segmentation")
             if seg:
                 m |= _decode_segmentation(seg, h, w)

@@ -1,9 +1,10 @@
-"""Affine augmentation of images, joints and masks (the original recipe: scale, rotation,
-translation, horizontal flip with the dataset's flip index).
+"""Affine augmentation of images, joints and masks: scale, rotation, translation, horizontal flip
+with the dataset's flip index. The ranges and their meaning are a recipe's (``recipe.py``).
 
-Coordinates are continuous with pixel ``i`` covering ``[i, i + 1)`` (the COCO convention), so a
-map at another resolution is a pure scaling and a flip is ``x -> W - x``: flipping twice gives the
-joints back exactly. OpenCV samples at integer pixel centres; :func:`cv2_matrix` converts.
+Coordinates are continuous with pixel ``i`` covering ``[i, i + 1)``, in training and at test time
+(``decode/postprocess.py`` uses the same matrices), so a map at another resolution is a pure
+scaling and a flip is ``x -> W - x``: flipping twice gives the joints back exactly. OpenCV samples
+at integer pixel centres; :func:`cv2_matrix` converts, and every warp goes through it.
 """
 from __future__ import annotations
 
@@ -12,29 +13,54 @@ from dataclasses import dataclass
 import numpy as np
 
 
+SCALE_MODES = ("zoom", "window")
+TRANSLATE_MODES = ("input", "window")
+SCALE_TYPES = ("short", "long")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Ranges of the random training transform (defaults: the original Lite Pose recipe)."""
+    """Ranges of the random training transform (defaults: our recipe; ``recipe.ORIGINAL`` has the original's).
+
+    ``scale_mode``: ``"zoom"`` shows the ``scale_type`` image side divided by s ~ U[min, max]
+    (s > 1 zooms in); ``"window"`` (HigherHRNet) shows that side *times* s (s > 1 zooms out).
+    ``translate_mode``: ``"input"`` shifts the crop by U[-t, t] x the input size per axis, after the
+    rotation; ``"window"`` (HigherHRNet) moves the crop window's centre by integers drawn from
+    ``[-t L, t L)`` image pixels per axis before mapping, L the window side (the original: t = 40/200).
+    """
 
     max_rotation: float = 30.0      # degrees, uniform in [-r, r]
     min_scale: float = 0.75
     max_scale: float = 1.5
-    max_translate: float = 40.0 / 512.0  # fraction of the input size (40 px at 512 px input)
+    max_translate: float = 40.0 / 512.0
     flip_prob: float = 0.5
     scale_type: str = "short"      # the crop covers the short ('short') or long ('long') image side
+    scale_mode: str = "zoom"
+    translate_mode: str = "input"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("scale_mode", SCALE_MODES), ("translate_mode", TRANSLATE_MODES),
+                              ("scale_type", SCALE_TYPES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"augmentation {name} {getattr(self, name)!r} not allowed "
+                                 f"(allowed: {', '.join(allowed)})")
+        if not 0 < self.min_scale <= self.max_scale:
+            raise ValueError(f"augmentation scale range [{self.min_scale}, {self.max_scale}] must be positive")
 
 
 def crop_matrix(height: int, width: int, out_size: float, scale: float = 1.0, rotation: float = 0.0,
-                shift: tuple[float, float] = (0.0, 0.0), flip: bool = False, scale_type: str = "long") -> np.ndarray:
+                shift: tuple[float, float] = (0.0, 0.0), flip: bool = False, scale_type: str = "long",
+                center_shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """2x3 matrix mapping image coordinates to a square ``out_size`` crop.
 
-    The crop is centred on the image centre (plus ``shift``, in output pixels), covers the
+    The crop is centred on the image centre plus ``center_shift`` (image pixels), covers the
     ``scale_type`` side of the image divided by ``scale`` (zoom in for scale > 1), is rotated by
-    ``rotation`` degrees and optionally mirrored (before everything else, about the image centre).
+    ``rotation`` degrees, mirrored if ``flip`` (before everything else, about the crop centre) and
+    moved by ``shift`` output pixels.
     """
     side = max(height, width) if scale_type == "long" else min(height, width)
     s = out_size * scale / side
-    cx, cy = width / 2.0, height / 2.0
+    cx, cy = width / 2.0 + center_shift[0], height / 2.0 + center_shift[1]
     a = np.deg2rad(rotation)
     cos, sin = np.cos(a) * s, np.sin(a) * s
     fx = -1.0 if flip else 1.0
@@ -78,16 +104,30 @@ def warp(img: np.ndarray, mat: np.ndarray, size: int, border_value: float | tupl
                           borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
 
 
-def sample_params(rng: np.random.Generator, cfg: AugmentConfig, out_size: int) -> dict:
-    """Draw one random transform (keyword arguments of :func:`crop_matrix`)."""
-    m = cfg.max_translate * out_size
-    return dict(
-        scale=float(rng.uniform(cfg.min_scale, cfg.max_scale)),
-        rotation=float(rng.uniform(-cfg.max_rotation, cfg.max_rotation)),
-        shift=(float(rng.uniform(-m, m)), float(rng.uniform(-m, m))),
-        flip=bool(rng.random() < cfg.flip_prob),
-        scale_type=cfg.scale_type,
-    )
+def sample_params(rng: np.random.Generator, cfg: AugmentConfig, out_size: int,
+                  image_hw: tuple[int, int] | None = None) -> dict:
+    """Draw one random transform (keyword arguments of :func:`crop_matrix`).
+
+    ``image_hw`` (height, width) is needed by ``translate_mode="window"`` (the shift is a fraction
+    of the window side in image pixels).
+    """
+    s = float(rng.uniform(cfg.min_scale, cfg.max_scale))
+    rotation = float(rng.uniform(-cfg.max_rotation, cfg.max_rotation))
+    params = dict(scale=s if cfg.scale_mode == "zoom" else 1.0 / s, rotation=rotation,
+                  flip=bool(rng.random() < cfg.flip_prob), scale_type=cfg.scale_type)
+    if cfg.translate_mode == "input":
+        m = cfg.max_translate * out_size
+        params["shift"] = (float(rng.uniform(-m, m)), float(rng.uniform(-m, m)))
+    else:
+        if image_hw is None:
+            raise ValueError("translate_mode 'window' needs the image size")
+        side = (min(image_hw) if cfg.scale_type == "short" else max(image_hw)) / params["scale"]
+        # HigherHRNet: np.random.randint(-t * L, t * L) per axis (integers, upper bound excluded)
+        m = cfg.max_translate * side
+        lo, hi = int(-m), int(m)
+        params["center_shift"] = tuple(float(v) for v in (rng.integers(lo, hi), rng.integers(lo, hi))) \
+            if hi > lo else (0.0, 0.0)
+    return params
 
 
 def flip_joints(joints: np.ndarray, width: float, flip_index) -> np.ndarray:

@@ -6,6 +6,15 @@ flipped image with flip test); upsample stage 1 to stage 2, average the heatmaps
 of both flips), keep stage 1's tags (both flips side by side); upsample everything to the resized
 input; group; map back through the inverse affine. torch and OpenCV are imported inside the functions
 that need them, so importing this module stays light.
+
+Pixel convention: the same as training (``data/transforms.py``): pixel ``i`` covers ``[i, i + 1)``
+on the image, the resized input and every map. :meth:`ResizeInfo.matrix` is in that convention, the
+resize warps through :func:`~litepose_nas.data.transforms.cv2_matrix` like the training warps, the
+maps are upsampled with ``align_corners=False`` (a pure scaling), a flip is ``x -> W - x``, and the
+decoder's ``+0.5`` puts a peak on its pixel's centre. (The original's test resize uses the matrix
+as OpenCV's, integer = pixel centre; applied to a network trained in this convention that biases
+every prediction by ``0.5 (1/f - 1)`` image pixels at test scale ``f``: +0.44 px for a 640x480 image
+at 256 px.)
 """
 from __future__ import annotations
 
@@ -37,7 +46,8 @@ class ResizeInfo:
         return width / (self.scale[0] * PIXEL_STD)
 
     def matrix(self, map_size: tuple[int, int] | None = None, inverse: bool = False) -> np.ndarray:
-        """The 2x3 affine image -> map (or map -> image with ``inverse``), map of ``(width, height)``.
+        """The 2x3 affine image -> map (or map -> image with ``inverse``), map of ``(width, height)``,
+        in the training convention (pixel ``i`` covers ``[i, i + 1)``).
 
         The original builds it with ``cv2.getAffineTransform`` on three float32 points; without
         rotation that is a uniform scale about the centre, written here in float64.
@@ -86,8 +96,10 @@ def resize_for_test(image: np.ndarray, input_size: int) -> tuple[np.ndarray, Res
     """Warp ``image`` (H x W x C) to the test input (bilinear, black border) and say how."""
     import cv2
 
+    from ..data.transforms import cv2_matrix
+
     info = resize_info(image.shape[0], image.shape[1], input_size)
-    resized = cv2.warpAffine(image, info.matrix(), info.size, flags=cv2.INTER_LINEAR)
+    resized = cv2.warpAffine(image, cv2_matrix(info.matrix()), info.size, flags=cv2.INTER_LINEAR)
     return resized, info
 
 

@@ -6,6 +6,9 @@ and push / pull factors 0.001, and steps the lr down by 10x at 70% and 96% of tr
 350 and 480 of 500). Its weight decay of 1e-4 is configured but never reaches the optimiser; here
 it is applied, as an L2 term on conv / linear weights only (not on BN affine parameters or biases).
 
+How training samples are made (augmentation, targets, masks, image filter) is the ``recipe``:
+``"original"`` reproduces the published models' exactly, ``"default"`` is ours (``data/recipe.py``).
+
 A :class:`TrainConfig` is saved in every checkpoint and is the authority when a run resumes.
 """
 from __future__ import annotations
@@ -62,6 +65,9 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_steps: int = 0
     grad_clip: float = 0.0  # max gradient norm; 0 = off
+    # how samples are made (augmentation, targets, masks, image filter): a name of
+    # data.recipe.RECIPES ('default', 'original') or a Recipe.to_dict() variant
+    recipe: str | dict[str, Any] = "default"
     # loss: the original's weights
     sigma: float = 2.0
     max_people: int = 30
@@ -130,6 +136,12 @@ class TrainConfig:
             raise InputError(f"training config: val_resolution {self.val_resolution} must be a multiple of 32")
         if any(not 0.0 < m <= 1.0 for m in self.milestones):
             raise InputError(f"training config: milestones {list(self.milestones)} must be fractions in (0, 1]")
+        recipe = self.training_recipe()
+        if self.gpu_resize and (recipe.targets != "subpixel" or recipe.mask_padding):
+            # the device side renders sub-pixel targets and resizes masks; it has no integer targets
+            raise InputError(f"training config: gpu_resize needs sub-pixel targets without padding masks; "
+                             f"recipe {recipe.name!r} has targets {recipe.targets!r}, "
+                             f"mask_padding {recipe.mask_padding}")
         if self.kind == "supernet" and self.space is None:
             raise InputError("training config: a supernet run needs a search space")
         if self.kind == "subnet" and self.arch is None:
@@ -142,6 +154,17 @@ class TrainConfig:
         from ..keypoints import keypoint_spec
 
         return keypoint_spec(self.dataset).num_joints
+
+    def training_recipe(self):
+        """The :class:`~litepose_nas.data.recipe.Recipe` of the run (InputError naming the field if bad)."""
+        from ..data.recipe import get_recipe
+
+        try:
+            return get_recipe(self.recipe)
+        except InputError as exc:
+            raise InputError(f"training config: {exc}") from None
+        except TypeError as exc:
+            raise InputError(f"training config: recipe {self.recipe!r}: {exc}") from None
 
     def search_space(self):
         from ..space import SearchSpace

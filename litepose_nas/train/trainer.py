@@ -274,7 +274,8 @@ class Trainer:
         source = open_dataset(cfg.data, cfg.dataset, cfg.train_split)
         resolutions = cfg.train_resolutions()
         datasets = {
-            r: PoseDataset(source, r, train=True, max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed)
+            r: PoseDataset(source, r, train=True, max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed,
+                           recipe=cfg.training_recipe())
             for r in ((max(resolutions),) if cfg.gpu_resize else resolutions)
         }
         self.train_source = source
