@@ -32,6 +32,8 @@ class SearchBudget:
     mutate_prob: float = 0.1
     grow: bool = True
     evaluations: int | None = None
+    adaptive: bool = True
+    restart_after: int = 12
 
     def __post_init__(self) -> None:
         if self.population < 2:
@@ -44,6 +46,8 @@ class SearchBudget:
             raise InputError(f"mutation_ratio {self.mutation_ratio} must lie in [0, 1]")
         if not 0 < self.mutate_prob <= 1:
             raise InputError(f"mutate_prob {self.mutate_prob} must lie in (0, 1]")
+        if self.restart_after < 1:
+            raise InputError(f"restart_after {self.restart_after} must be >= 1")
         if self.evaluations is not None and self.evaluations < 1:
             raise InputError(f"evaluations {self.evaluations} must be >= 1")
 
