@@ -15,6 +15,7 @@ About 10 minutes of one core:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -64,22 +65,43 @@ def main() -> None:
     cfg = default_config("supernet", dataset="coco", data=str(data), space=space.to_dict(), resolutions=(64, 96, 128),
                          steps=ARGS.steps, batch_size=8, num_workers=0, val_every=-1, seed=ARGS.seed,
                          checkpoint_every=max(50, ARGS.steps), log_every=10)
-    res = Trainer(cfg, work / "supernet", quiet=False, time_limit_s=ARGS.minutes * 60).run()
+    weights = work / "supernet" / "supernet.pt"
+    steps = None
+    if not weights.exists():  # a rerun resumes: the supernet is trained once
+        res = Trainer(cfg, work / "supernet", quiet=False, time_limit_s=ARGS.minutes * 60).run()
+        weights, steps = res.weights, res.step
+    steps = steps if steps is not None else cfg.steps  # resumed: the configured count
     t_train = time.perf_counter() - t0
-    exact = ExactPredictor.from_files(res.weights, data, "coco", space, calib_batches=2, batch_size=8,
+    exact = ExactPredictor.from_files(weights, data, "coco", space, calib_batches=2, batch_size=8,
                                       val_images=ARGS.val_images, seed=ARGS.seed)
     enc = space.enumerate_encoded()
     archs = space.decode(enc)
+    # scores are appended as they come, so a killed run resumes where it stopped
+    partial = work / "scores.jsonl"
+    done = {}
+    if partial.exists():
+        for line in partial.read_text().splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+            done[item["arch"]] = item["ap"]
     t1 = time.perf_counter()
-    ap = [exact.evaluate_arch(a)["metrics"]["AP"] for a in tqdm(archs, desc="exact AP", unit="arch")]
+    with partial.open("a") as f:
+        for a in tqdm(archs, desc="exact AP", unit="arch"):
+            key = a.to_json()
+            if key not in done:
+                done[key] = exact.evaluate_arch(a)["metrics"]["AP"]
+                f.write(json.dumps({"arch": key, "ap": done[key]}) + "\n")
+                f.flush()
     t_eval = time.perf_counter() - t1
-    ap = np.asarray(ap, dtype=np.float64)
+    ap = np.asarray([done[a.to_json()] for a in archs], dtype=np.float64)
     write_json_atomic(ARGS.out, {
         "format": "litepose-nas-exact-landscape/1",
         "space_definition": space.to_dict(),
         "encoded": enc.tolist(),
         "ap": ap.tolist(),
-        "provenance": {"what": exact.describe(), "images": ARGS.images, "supernet_steps": res.step,
+        "provenance": {"what": exact.describe(), "images": ARGS.images, "supernet_steps": steps,
                        "train_seconds": round(t_train, 1), "eval_seconds": round(t_eval, 1),
                        "threads": ARGS.threads, "seed": ARGS.seed, "date": time.strftime("%Y-%m-%d"),
                        "load_avg": list(os.getloadavg())},
