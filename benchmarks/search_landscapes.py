@@ -42,6 +42,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--optuna-seeds", type=int, default=2, help="Optuna TPE takes ~1 min per seed and landscape")
+    p.add_argument("--fixed-seeds", type=int, default=None, help="seeds of evolution-fixed [default: --seeds]")
     p.add_argument("--device", default="raspberry-pi-4")
     p.add_argument("--budgets", default="80,120,250,400", help="latency budgets (ms) on --device, tightest first")
     p.add_argument("--landscapes", default=None, help="comma-separated subset (default: all)")
@@ -185,7 +186,8 @@ def quality(ls: Landscape, optimum: dict[float, float]) -> dict:
     res = {}
     for name in ARGS.searchers.split(","):
         algo, extra = SEARCHERS[name]
-        n_seeds = ARGS.optuna_seeds if algo == "optuna" else ARGS.seeds
+        n_seeds = {"optuna": ARGS.optuna_seeds, "evolution-fixed": ARGS.fixed_seeds}.get(name) or ARGS.seeds
+        n_seeds = ARGS.optuna_seeds if algo == "optuna" else n_seeds
         if n_seeds <= 0:
             continue
         budget = SearchBudget(**{**ls.budget, **extra})
@@ -208,7 +210,7 @@ def quality(ls: Landscape, optimum: dict[float, float]) -> dict:
         }
         print(f"  {ls.name:12s} {name:16s} " + "  ".join(
             f"{lim:g}: {q['hits']}/{n_seeds} {q['mean_regret']:.4f}" for lim, q in
-            zip(ls.limits, res[name]["per_budget"].values())) + f"   {wall / n_seeds:.2f} s/search", flush=True)
+            zip(ls.limits, res[name]["per_budget"].values())) + f"   {wall / n_seeds:.2f} s/search ({cpu / n_seeds:.2f} s CPU)", flush=True)
     return res
 
 
