@@ -49,6 +49,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--searchers", default="evolution,evolution-fixed,random,optuna")
     p.add_argument("--long-factor", type=int, default=100, help="elastic space: reference run this many times longer")
     p.add_argument("--elastic-seeds", type=int, default=5)
+    p.add_argument("--elastic-landscapes", default="smooth,peaked-mlp,peaked-gbdt,peaked-ridge")
     p.add_argument("--skip-elastic", action="store_true")
     p.add_argument("--skip-hypervolume", action="store_true")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 1 optuna seed, short reference run")
@@ -64,6 +65,8 @@ import numpy as np  # noqa: E402
 
 from litepose_nas import SearchSpace  # noqa: E402
 from litepose_nas.cost import macs  # noqa: E402
+from synthetic_ap import peaked_ap, smooth_ap  # noqa: E402  (benchmarks/synthetic_ap.py)
+
 from litepose_nas.search import (  # noqa: E402
     Objective, SearchBudget, hypervolume_2d, latency_constraint, macs_constraint, predictor_objective, search,
 )
@@ -88,26 +91,7 @@ class Landscape:
     note: str
 
 
-# ---------------------------------------------------------------------- synthetic targets
-def smooth_ap(space, enc, seed=0):
-    g = macs(enc, convention="paper", space=space) / 1e9
-    a = space.arrays(enc)
-    rng = np.random.default_rng(seed)
-    return (0.62 - 0.4 * np.exp(-g / 3.0) + 0.03 * (a.resolution - 256) / 256
-            + 0.01 * np.log(a.width[:, 0] / a.width[:, 0].min()) + 0.005 * rng.standard_normal(len(g)))
-
-
-def peaked_ap(space, enc, seed=0):
-    """Non-monotone in size: AP peaks near 2.5 G MACs and 384 px, and the last two stages'
-    widths interact (a narrow stage 3 wants a narrow stage 4)."""
-    g = macs(enc, convention="paper", space=space) / 1e9
-    a = space.arrays(enc)
-    w = a.width / a.width.max(axis=0, keepdims=True)
-    rng = np.random.default_rng(seed)
-    return (0.60 - 0.06 * np.log(np.maximum(g, 1e-3) / 2.5) ** 2 - 0.04 * ((a.resolution - 384) / 256) ** 2
-            - 0.03 * (w[:, -2] - w[:, -1]) ** 2 + 0.01 * w[:, 0] + 0.004 * rng.standard_normal(len(g)))
-
-
+# ---------------------------------------------------------------------- landscapes
 def fitted(space, model, target, n, seed=0):
     from litepose_nas.predictors import Predictor
 
@@ -233,9 +217,9 @@ def elastic(long_factor: int) -> dict:
     space = SearchSpace.from_yaml("litepose-elastic")
     limits = [2.0, 4.0]
     con = macs_constraint(space, max(limits))
-    objs = {"smooth": fitted(space, "mlp", smooth_ap, 1500)}
-    for model in ("mlp", "gbdt", "ridge"):
-        objs[f"peaked-{model}"] = fitted(space, model, peaked_ap, 800)
+    names = ARGS.elastic_landscapes.split(",")
+    objs = {n: fitted(space, "mlp", smooth_ap, 1500) if n == "smooth" else fitted(space, n.split("-")[1], peaked_ap, 800)
+            for n in names}
     out = {}
     for name, obj in objs.items():
         t = time.perf_counter()
@@ -246,6 +230,8 @@ def elastic(long_factor: int) -> dict:
         for s_name in ("evolution", "random", "optuna"):
             algo, extra = SEARCHERS[s_name]
             n_seeds = min(ARGS.optuna_seeds, 1) if algo == "optuna" else ARGS.elastic_seeds
+            if n_seeds <= 0:
+                continue
             found = {lim: [] for lim in limits}
             for seed in range(n_seeds):
                 r = search(space, obj, con, SearchBudget(**extra), seed=seed, algo=algo, limits=limits)
