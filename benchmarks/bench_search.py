@@ -7,7 +7,7 @@ candidates, measured on a sample and extrapolated.
 
 Quality (against ground truth): exhaustive scoring of the original space (245,760
 architectures) under the predictor gives the true optimum per budget; each searcher's regret
-over 10 seeds; hypervolume of multi-objective fronts relative to the exhaustive front; on the
+over 10 seeds (``search_landscapes.py`` measures every searcher on several landscapes); hypervolume of multi-objective fronts relative to the exhaustive front; on the
 elastic space, best predicted AP at equal budget per searcher.
 
 The predictor is fitted on a SYNTHETIC (arch -> AP) table (a smooth function of MACs and
@@ -41,6 +41,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
+from synthetic_ap import smooth_ap  # noqa: E402  (benchmarks/synthetic_ap.py)
 
 from litepose_nas import SearchSpace  # noqa: E402
 from litepose_nas.cost import macs  # noqa: E402
@@ -51,17 +52,9 @@ from litepose_nas.search import (  # noqa: E402
 )
 
 
-def synthetic_ap(space, enc, seed=0):
-    g = macs(enc, convention="paper", space=space) / 1e9
-    a = space.arrays(enc)
-    rng = np.random.default_rng(seed)
-    return (0.62 - 0.4 * np.exp(-g / 3.0) + 0.03 * (a.resolution - 256) / 256
-            + 0.01 * np.log(a.width[:, 0] / a.width[:, 0].min()) + 0.005 * rng.standard_normal(len(g)))
-
-
 def fit(space, n, seed=0):
     enc = space.sample_encoded(seed, n)
-    return Predictor(space, "mlp", hidden=[256, 256, 256], max_iter=300).fit(enc, synthetic_ap(space, enc, seed))
+    return Predictor(space, "mlp", hidden=[256, 256, 256], max_iter=300).fit(enc, smooth_ap(space, enc, seed))
 
 
 def table(rows, header):
@@ -160,7 +153,9 @@ def main() -> None:
     optimum_arch = {b.limit: b.encoded for b in ex.best}
     quality = {}
     algos = [("evolution", "evolution", SearchBudget(), seeds),
-             ("evolution, original scheme (grow=False)", "evolution", SearchBudget(grow=False), seeds),
+             ("evolution, previous fixed scheme (adaptive=False)", "evolution", SearchBudget(adaptive=False), seeds),
+             ("evolution, original scheme (adaptive=False, grow=False)", "evolution",
+              SearchBudget(adaptive=False, grow=False), seeds),
              ("random", "random", SearchBudget(), seeds), ("optuna", "optuna", SearchBudget(), 1 if ARGS.quick else 3)]
     for name, algo, budget, n_seeds in algos:
         regrets = {lim: [] for lim in limits}

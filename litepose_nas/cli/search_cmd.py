@@ -36,7 +36,7 @@ def _parse_budgets(text: str | None) -> list[float] | None:
 @click.option("--population", type=click.IntRange(2, None), default=40, show_default=True)
 @click.option("--generations", type=click.IntRange(0, None), default=40, show_default=True)
 @click.option("--no-grow", is_flag=True,
-              help="evolution: score children as drawn instead of first growing them towards the budget (the original scheme).")
+              help="evolution: never grow children towards the budget (drop the growth operator; for objectives that do not favour bigger subnets).")
 @click.option("--trials", type=click.IntRange(1, None), default=None, help="optuna/random: evaluations per budget [default: population x generations].")
 @click.option("--storage", default=None, help="optuna: storage URL (sqlite:///f.db, postgresql://..., journal:PATH, memory) [default: sqlite in --out].")
 @click.option("--study-name", default=None, help="optuna: study name (share it, with --storage, between workers or machines).")

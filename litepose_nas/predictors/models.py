@@ -192,17 +192,20 @@ class GBDTModel(Model):
     def predict(self, X):
         X = np.asarray(X, dtype=np.float32)
         a = self.arrays
-        n_trees = a["feature"].shape[0]
-        node = np.zeros((X.shape[0], n_trees), dtype=np.int64)
-        tree = np.arange(n_trees)[None, :]
-        rows = np.arange(X.shape[0])[:, None]
+        n_trees, width = a["feature"].shape
+        # flat node indices (tree * width + node) and 1-D takes: searches call this on small
+        # batches thousands of times, where 2-D fancy indexing costs several times more
+        flat = {k: a[k].ravel() for k in ("feature", "threshold", "left", "right", "value")}
+        base = np.arange(n_trees, dtype=np.int64)[None, :] * width
+        x_flat = X.ravel()
+        row_base = np.arange(X.shape[0], dtype=np.int64)[:, None] * X.shape[1]
+        at = np.broadcast_to(base, (X.shape[0], n_trees)).copy()
         for _ in range(int(self.hparams["max_depth"])):
-            left = a["left"][tree, node]
-            feat = a["feature"][tree, node]
-            go_left = X[rows, feat] <= a["threshold"][tree, node]
-            nxt = np.where(go_left, left, a["right"][tree, node])
-            node = np.where(left >= 0, nxt, node)
-        return a["init"][0] + a["value"][tree, node].sum(axis=1)
+            left = flat["left"].take(at)
+            go_left = x_flat.take(row_base + flat["feature"].take(at)) <= flat["threshold"].take(at)
+            nxt = np.where(go_left, left, flat["right"].take(at))
+            at = np.where(left >= 0, base + nxt, at)
+        return a["init"][0] + flat["value"].take(at).sum(axis=1)
 
     def _check_shapes(self, where):
         shapes = {self.arrays[k].shape for k in ("feature", "threshold", "left", "right", "value")}

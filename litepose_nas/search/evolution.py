@@ -1,23 +1,31 @@
-"""Evolutionary search on encoded numpy batches (the Lite Pose / Once-for-All scheme).
+"""Evolutionary search on encoded numpy batches, with adaptive operators, restarts and one
+archive shared across budget limits.
 
-Each generation keeps the best ``parent_ratio`` of the population as parents and refills the
-population with children: ``mutation_ratio`` of them by mutating a random parent (each choice
-resampled with probability ``mutate_prob``), the rest by uniform crossover of two random
-parents. Children that break a constraint, or that were scored before, are rejected before the
-objective sees them; candidates are drawn in batches, so a generation is a few numpy calls.
-Unlike the original (which resampled without limit and could hang), an impossible budget is
-detected up front, and when new feasible children are too rare to find the generation goes on
-with fewer (reported in the history) after raising the mutation rate for a while.
+Each generation keeps the best ``parent_ratio`` of the population as parents and refills it
+with children drawn by five operators (:mod:`.operators`):
 
-Also unlike the original, the first population and every child are *grown* towards the budget
-before they are scored (:func:`grow_to_limit`, cost model only, no extra evaluations): the best
-subnet under a budget sits on its boundary, and a mutation that frees budget (a lower
-resolution) is otherwise judged with the budget half spent. At the original budget this took
-the share of seeds that find the exhaustive optimum from about half to ~99 %
-(``benchmarks/bench_search.py``); ``SearchBudget(grow=False)`` restores the original scheme.
+- ``mutate``: resample each variable choice of a parent with probability ``mutate_prob``;
+- ``crossover``: uniform crossover of two parents;
+- ``grow``: a mutant pushed towards the budget through the cost model (:func:`grow_to_limit`);
+  the best subnet sits on the budget's boundary when accuracy grows with size, not otherwise;
+- ``local``: the one-choice neighbours of the two best parents (then two-choice ones), which
+  finishes a search in the optimum's basin;
+- ``immigrant``: random feasible architectures (half of them grown), which keeps exploring.
 
-One run per budget limit, each with the full budget; everything is driven by one seeded
-``numpy.random.Generator``, so a seed gives the same result.
+How many children each operator makes is *adaptive* (probability matching): an operator earns
+credit when its children enter the next parent set or raise the best score, and its share
+follows its recent credit (at least ``OPERATOR_FLOOR`` each). Growth is one operator among five
+because it helps only where accuracy grows with size: on a landscape where the best subnet lies
+inside a loose budget, growing every child (the previous scheme) made the search no better than
+random (issue 19). After ``restart_after`` generations without improvement the population
+restarts from the best parent and fresh immigrants.
+
+Budget limits are searched from the tightest up with one archive: a looser limit starts from
+the best architectures already scored that meet it (free: no new evaluations), and nothing is
+scored twice across limits. Each limit gets ``population + generations x children`` new
+evaluations, as in the original scheme. ``SearchBudget(adaptive=False)`` is the previous fixed
+scheme (half mutation, half crossover, every child grown; ``grow=False``: the original Lite
+Pose / Once-for-All scheme). One seeded ``numpy.random.Generator`` drives everything.
 """
 from __future__ import annotations
 
@@ -26,197 +34,176 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .operators import (  # noqa: F401  (grow_to_limit, mutate_rows: public helpers used by tests)
+    MAX_REJECTION_ROUNDS, SeenRows, feasible_children, grow_to_limit, mutate_rows, neighbours,
+)
 from .problem import Problem, SearchBudget
 from .result import SearchResult
 
-MAX_REJECTION_ROUNDS = 20
-MAX_EMPTY_ROUNDS = 6
+OPERATORS = ("mutate", "crossover", "grow", "local", "immigrant")
+OPERATOR_FLOOR = 0.06  # every operator keeps this share: one that failed early may pay off later
+CREDIT_RATE = 0.3  # weight of the latest generation in an operator's credit
 
 
-def mutate_rows(space, rows: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
-    """Mutate each *variable* choice with probability ``prob`` to a different value; every row
-    changes at least one choice (a mutant identical to its parent is wasted work).
+class OperatorCredit:
+    """Adaptive operator selection by probability matching on recent success."""
 
-    Dimensions with a single choice are left out, so ``prob`` means what it meant in the
-    original space, whose genes were exactly its variable choices.
-    """
-    counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
-    rows = np.array(rows, dtype=np.int64)
-    n, v = len(rows), len(variable)
-    if v == 0:
-        return rows
-    flip = rng.random((n, v)) < prob
-    forced = rng.integers(v, size=n)
-    flip[np.arange(n), forced] |= ~flip.any(axis=1)
-    k = counts[variable][None, :]
-    current = rows[:, variable]
-    # inactive slots (-1) take a uniform value, active ones a different value than before
-    shift = (rng.random((n, v)) * (k - 1)).astype(np.int64) + 1
-    fresh = np.where(current < 0, (rng.random((n, v)) * k).astype(np.int64), (current + shift) % k)
-    rows[:, variable] = np.where(flip | (current < 0), fresh, current)
-    return space.canonicalize(rows, rng)
+    def __init__(self, names: Sequence[str], floor: float = OPERATOR_FLOOR, rate: float = CREDIT_RATE) -> None:
+        self.names = tuple(names)
+        self.floor = min(floor, 1.0 / len(self.names))
+        self.rate = rate
+        self.quality = np.full(len(self.names), 0.5)
+
+    def probabilities(self) -> np.ndarray:
+        q = self.quality / self.quality.sum()
+        return self.floor + (1.0 - self.floor * len(q)) * q
+
+    def allocate(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.multinomial(n, self.probabilities())
+
+    def update(self, origin: np.ndarray, reward: np.ndarray) -> None:
+        for i in range(len(self.names)):
+            mine = origin == i
+            if mine.any():
+                self.quality[i] = (1 - self.rate) * self.quality[i] + self.rate * (float(reward[mine].mean()) + 1e-3)
 
 
-def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.random.Generator,
-                  rounds: int | None = None) -> np.ndarray:
-    """Push feasible rows towards the budget: random single-choice changes that raise the primary
-    cost and keep every constraint are kept. Bigger subnets of a space are (nearly always) more
-    accurate, so the best subnet under a budget sits on its boundary; growing lets a mutation that
-    frees budget (a lower resolution, say) spend it elsewhere instead of being judged half-empty.
-    """
-    space = problem.space
-    counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
-    rows = np.array(rows, dtype=np.int64)
-    if not len(rows) or not len(variable):
-        return rows
-    depth_dims = np.array([d.kind == "depth" for d in space.dimensions])
-    ok, costs = problem.feasible(rows, limit)
-    stale = 0
-    for _ in range(rounds or 2 * len(variable)):
-        dim = variable[rng.integers(len(variable), size=len(rows))]
-        shift = (rng.random(len(rows)) * (counts[dim] - 1)).astype(np.int64) + 1
-        trial = rows.copy()
-        at = np.arange(len(rows))
-        active = trial[at, dim] >= 0
-        trial[at, dim] = np.where(active, (trial[at, dim] + shift) % counts[dim], trial[at, dim])
-        if depth_dims[dim].any():  # a depth changed: blocks appear or vanish
-            trial = space.canonicalize(trial, rng)
-        t_ok, t_costs = problem.feasible(trial, limit)
-        better = ok & t_ok & active & (t_costs[:, 0] > costs[:, 0])
-        rows[better], costs[better] = trial[better], t_costs[better]
-        stale = 0 if better.any() else stale + 1
-        if stale >= len(variable):  # nothing grew for a while: the rows are (nearly) maximal
-            break
-    return rows
-
-
-class SeenRows:
-    """Rows already scored, by a 64-bit hash of the row (collisions are negligible at these sizes)."""
-
-    def __init__(self, num_dims: int, rng: np.random.Generator) -> None:
-        self.weights = rng.integers(1, 2**62, size=num_dims, dtype=np.int64)
-        self.seen: set[int] = set()
-
-    def keys(self, rows: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return (rows + 2) @ self.weights  # int64 wraps around: a fine hash
-
-    def new_mask(self, rows: np.ndarray) -> np.ndarray:
-        """True for rows neither seen before nor repeated earlier in ``rows``."""
-        keys = self.keys(rows).tolist()
-        mask = np.zeros(len(keys), dtype=bool)
-        batch: set[int] = set()
-        for i, k in enumerate(keys):
-            if k not in self.seen and k not in batch:
-                mask[i] = True
-                batch.add(k)
-        return mask
-
-    def add(self, rows: np.ndarray) -> None:
-        self.seen.update(self.keys(rows).tolist())
-
-
-def _feasible_children(problem: Problem, makers: Sequence[Callable[[int, int], np.ndarray]], wanted: Sequence[int],
-                       limit: float, seen: SeenRows, oversample: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """New feasible children: ``wanted[i]`` of them from ``makers[i](batch, round)``, with costs.
-    After two rounds, the unmet need of the other makers moves to ``makers[0]`` (mutation).
-
-    Every maker's candidates go through one cost call per round (the cost model's overhead is
-    per call). Children already scored are rejected like infeasible ones (re-scoring them would
-    only waste evaluations). Fewer come back when new feasible children are too rare.
-    """
-    need = list(wanted)
-    rows: list[np.ndarray] = []
-    costs: list[np.ndarray] = []
-    empty_rounds = 0
-    for round_ in range(MAX_REJECTION_ROUNDS):
-        if sum(need) <= 0:
-            break
-        if round_ == 2:
-            # crossover of a converged population mostly repeats known rows: mutate instead
-            need = [need[0] + sum(need[1:])] + [0] * (len(need) - 1)
-        parts = [(i, make(oversample * k + 4, round_)) for i, (make, k) in enumerate(zip(makers, need)) if k > 0]
-        cand = np.concatenate([p for _, p in parts])
-        origin = np.concatenate([np.full(len(p), i) for i, p in parts])
-        new = seen.new_mask(cand)
-        cand, origin = cand[new], origin[new]
-        if not len(cand):
-            empty_rounds += 1
-            if empty_rounds >= MAX_EMPTY_ROUNDS:
-                break
-            continue
-        ok, c = problem.feasible(cand, limit)
-        for i in range(len(need)):
-            idx = np.flatnonzero(ok & (origin == i))
-            idx = idx[: max(need[i], 0)]
-            if len(idx):
-                rows.append(cand[idx])
-                costs.append(c[idx])
-                seen.add(cand[idx])
-                need[i] -= len(idx)
-    if not rows:
-        return np.zeros((0, problem.space.num_dimensions), dtype=np.int64), np.zeros((0, len(problem.constraints)))
-    return np.concatenate(rows), np.concatenate(costs)
-
-
+def archive_elite(problem: Problem, limit: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best distinct architectures already scored (any limit) that meet ``limit``."""
+    enc, scores, costs = problem.log()
+    if not len(enc):
+        return enc, scores
+    ok = np.all(costs <= problem.limits(limit), axis=1)
+    enc, scores = enc[ok], scores[ok]
+    order = np.argsort(-scores, kind="stable")
+    enc, scores = enc[order], scores[order]
+    _, first = np.unique(enc, axis=0, return_index=True)
+    keep = np.sort(first)[:n]
+    return enc[keep], scores[keep]
 
 
 def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.Generator,
-           history: list[dict], progress: Callable[[int], None] | None = None) -> None:
-    """One evolutionary run under ``cost <= limit``; every candidate is logged in ``problem``."""
+           history: list[dict], progress: Callable[[int], None] | None = None, *,
+           seen: SeenRows | None = None) -> None:
+    """One evolutionary run under ``cost <= limit``; every candidate is logged in ``problem``.
+
+    ``seen``: rows scored before (shared across the limits of one search); with the adaptive
+    scheme the run also starts from the best rows of ``problem``'s log that meet ``limit``.
+    """
     space = problem.space
     P = budget.population
     n_parents = max(1, int(round(P * budget.parent_ratio)))
     n_children = P - n_parents
-    n_mutate = int(round(n_children * budget.mutation_ratio))
-    n_cross = n_children - n_mutate
-
-    seen = SeenRows(space.num_dimensions, rng)
+    adaptive = budget.adaptive
+    seen = seen or SeenRows(space.num_dimensions, rng)
     seeds = problem.check_possible(limit, rng)
+    names = [o for o in OPERATORS if budget.grow or o != "grow"] if adaptive else ["mutate", "crossover"]
+    credit = OperatorCredit(names)
+
+    def grown(rows: np.ndarray, share: float) -> np.ndarray:
+        """Grow the first ``share`` of ``rows`` towards the budget (cost model only)."""
+        k = int(round(len(rows) * share)) if budget.grow else 0
+        return rows if k == 0 else np.concatenate([grow_to_limit(problem, rows[:k], limit, rng), rows[k:]])
+
+    pool: list[np.ndarray] = []
+
+    def draw_random(n: int) -> np.ndarray:
+        """Random feasible rows from a pool sampled a batch at a time (fewer cost calls)."""
+        if not pool or len(pool[0]) < n:
+            fresh = problem.sample_feasible(max(4 * n, 256), limit, rng, seeds)
+            pool[:] = [np.concatenate([pool[0], fresh]) if pool else fresh]
+        out, pool[0] = pool[0][:n], pool[0][n:]
+        return out
+
+    elite, elite_scores = archive_elite(problem, limit, n_parents) if adaptive else (None, None)
     pop = np.zeros((0, space.num_dimensions), dtype=np.int64)
     for _ in range(MAX_REJECTION_ROUNDS):
-        cand = problem.sample_feasible(P - len(pop), limit, rng, seeds)
-        if budget.grow:
-            cand = grow_to_limit(problem, cand, limit, rng)  # grown rows can coincide: draw again
-        cand = cand[seen.new_mask(cand)]
+        cand = grown(draw_random(P - len(pop)), 0.5 if adaptive else 1.0)
+        cand = cand[seen.new_mask(cand)]  # grown rows can coincide (or be known): draw again
         seen.add(cand)
         pop = np.concatenate([pop, cand])
         if len(pop) >= P:
             break
     scores = problem.score(pop)
+    if elite is not None and len(elite):
+        pop, scores = np.concatenate([elite, pop]), np.concatenate([elite_scores, scores])
     best = float(scores.max())
     history.append({"limit": limit, "generation": 0, "evaluations": problem.evaluations, "best": best,
                     "mean": float(scores.mean())})
+    stale = restarts = empty = 0
     for gen in range(1, budget.generations + 1):
         order = np.argsort(-scores, kind="stable")[:n_parents]
         parents, parent_scores = pop[order], scores[order]
+        restart = adaptive and stale >= budget.restart_after
+        if restart:  # stuck: keep the best, explore from fresh immigrants
+            parents, parent_scores = parents[:1], parent_scores[:1]
+            counts = np.zeros(len(names), dtype=np.int64)
+            counts[names.index("immigrant")] = n_children
+            stale, restarts = 0, restarts + 1
+        elif adaptive:
+            counts = credit.allocate(n_children, rng)
+        else:
+            n_mutate = int(round(n_children * budget.mutation_ratio))
+            counts = np.array([n_mutate, n_children - n_mutate])
+        local_pool: list[np.ndarray] = []
+
+        def pick(n: int) -> np.ndarray:
+            return parents[rng.integers(len(parents), size=n)]
 
         def mutate(n: int, round_: int) -> np.ndarray:
             # raise the rate while new children are hard to find (a converged population)
-            prob = min(1.0, budget.mutate_prob * (1 + round_ // 5))
-            rows = mutate_rows(space, parents[rng.integers(len(parents), size=n)], rng, prob)
-            return grow_to_limit(problem, rows, limit, rng) if budget.grow else rows
+            rows = mutate_rows(space, pick(n), rng, min(1.0, budget.mutate_prob * (1 + round_ // 5)))
+            return rows if adaptive else grown(rows, 1.0)
 
-        def cross(n: int, round_: int) -> np.ndarray:
-            a = parents[rng.integers(len(parents), size=n)]
-            b = parents[rng.integers(len(parents), size=n)]
-            rows = space.crossover_encoded(a, b, rng)
-            return grow_to_limit(problem, rows, limit, rng) if budget.grow else rows
+        def crossover(n: int, round_: int) -> np.ndarray:
+            rows = space.crossover_encoded(pick(n), pick(n), rng)
+            return rows if adaptive else grown(rows, 1.0)
 
-        children, child_costs = _feasible_children(problem, (mutate, cross), (n_mutate, n_cross), limit, seen)
+        def grow(n: int, round_: int) -> np.ndarray:
+            return grow_to_limit(problem, mutate_rows(space, pick(n), rng, budget.mutate_prob), limit, rng)
+
+        def local(n: int, round_: int) -> np.ndarray:
+            if not local_pool:
+                local_pool.append(neighbours(space, parents[:2], rng))
+            near = local_pool[0][seen.new_mask(local_pool[0])]
+            if len(near) >= n:
+                return near[:n]
+            v = max(1, int((space.choice_counts() > 1).sum()))  # then mostly two-choice moves
+            return np.concatenate([near, mutate_rows(space, parents[rng.integers(min(2, len(parents)), size=n)],
+                                                     rng, 1.5 / v)])
+
+        def immigrant(n: int, round_: int) -> np.ndarray:
+            return grown(draw_random(n), 0.5)
+
+        makers = {"mutate": mutate, "crossover": crossover, "grow": grow, "local": local, "immigrant": immigrant}
+        children, child_costs, origin = feasible_children(problem, [makers[o] for o in names], counts, limit, seen)
         child_scores = problem.score(children, child_costs) if len(children) else np.zeros(0)
         pop = np.concatenate([parents, children])
         scores = np.concatenate([parent_scores, child_scores])
-        best = max(best, float(child_scores.max()) if len(child_scores) else best)
+        if len(children):
+            # credit: a child that enters the next parents, twice as much if it is a new best
+            threshold = np.sort(scores)[-min(n_parents, len(scores))]
+            credit.update(origin, (child_scores >= threshold).astype(float) + (child_scores > best))
+        improved = len(child_scores) and float(child_scores.max()) > best
+        best = float(child_scores.max()) if improved else best
+        stale = 0 if improved else stale + 1
         entry = {"limit": limit, "generation": gen, "evaluations": problem.evaluations, "best": best,
                  "mean": float(scores.mean())}
+        if adaptive:
+            entry["operators"] = {o: int(c) for o, c in zip(names, counts)}
+        if restart:
+            entry["restart"] = restarts
         if len(children) < n_children:
             entry["children_not_found"] = n_children - len(children)
         history.append(entry)
         if progress:
             progress(1)
+        empty = 0 if len(children) else empty + 1
+        if empty >= 2:  # no new feasible architecture twice: the region under this limit is used up
+            entry["stopped"] = "no new feasible architectures"
+            if progress:
+                progress(budget.generations - gen)
+            break
 
 
 def evolution_search(problem: Problem, limits: Sequence[float], budget: SearchBudget, seed: int,
@@ -229,8 +216,10 @@ def evolution_search(problem: Problem, limits: Sequence[float], budget: SearchBu
         from tqdm import tqdm
 
         bar = tqdm(total=budget.generations * len(limits), desc="evolution", unit="gen")
+    # the adaptive scheme shares one archive across limits: nothing is scored twice
+    seen = SeenRows(problem.space.num_dimensions, rng) if budget.adaptive else None
     for limit in sorted(limits):
-        evolve(problem, float(limit), budget, rng, history, bar.update if bar else None)
+        evolve(problem, float(limit), budget, rng, history, bar.update if bar else None, seen=seen)
     if bar:
         bar.close()
     return problem.result("evolution", limits, seed, budget, history, time.perf_counter() - start)

@@ -15,14 +15,17 @@ from .result import BudgetChoice, SearchResult, make_front
 
 @dataclass(frozen=True)
 class SearchBudget:
-    """Search effort. Evolution runs ``generations`` of ``population``; the other searchers get
+    """Search effort. Evolution runs ``generations`` of ``population`` (``population +
+    generations x children`` new evaluations per budget limit); the other searchers get
     ``evaluations`` (default ``population * generations``) per budget limit.
 
     The original Lite Pose search used population 40, 40 generations, 25 % parents, half of the
-    children by mutation (probability 0.1 per choice) and half by crossover. With ``grow`` (the
-    default), the first population and every child are pushed towards the budget through the
-    cost model before they are scored (:func:`~.evolution.grow_to_limit`); ``grow=False`` is the
-    original scheme.
+    children by mutation (probability 0.1 per choice) and half by crossover. ``adaptive`` (the
+    default) draws children from five operators in adaptive shares, restarts after
+    ``restart_after`` generations without improvement and shares one archive across the budget
+    limits (:mod:`.evolution`); ``grow`` enables its growth-towards-the-budget operator.
+    ``adaptive=False`` is the previous fixed scheme (every child grown when ``grow``;
+    ``grow=False`` as well: the original scheme).
     """
 
     population: int = 40
@@ -32,6 +35,8 @@ class SearchBudget:
     mutate_prob: float = 0.1
     grow: bool = True
     evaluations: int | None = None
+    adaptive: bool = True
+    restart_after: int = 12
 
     def __post_init__(self) -> None:
         if self.population < 2:
@@ -44,6 +49,8 @@ class SearchBudget:
             raise InputError(f"mutation_ratio {self.mutation_ratio} must lie in [0, 1]")
         if not 0 < self.mutate_prob <= 1:
             raise InputError(f"mutate_prob {self.mutate_prob} must lie in (0, 1]")
+        if self.restart_after < 1:
+            raise InputError(f"restart_after {self.restart_after} must be >= 1")
         if self.evaluations is not None and self.evaluations < 1:
             raise InputError(f"evaluations {self.evaluations} must be >= 1")
 

@@ -59,6 +59,9 @@ class SearchResult:
     evaluated_scores: np.ndarray | None = field(default=None, repr=False)
     evaluated_costs: np.ndarray | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        self.best = carry_forward(self.best, self.info)
+
     # ------------------------------------------------------------------ views
     @property
     def limits(self) -> list[float]:
@@ -193,6 +196,27 @@ class SearchResult:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
+
+
+def carry_forward(best: list[BudgetChoice], info: dict[str, Any]) -> list[BudgetChoice]:
+    """No silent loss: a looser budget is at least as good as every tighter one.
+
+    Whatever meets a tighter limit meets a looser one, so a looser budget whose best scores
+    below a tighter budget's best (a per-budget searcher that missed it) gets that choice
+    instead; ``info["carried_forward"]`` lists ``{"limit", "from_limit"}`` for each such budget.
+    """
+    out: list[BudgetChoice] = []
+    carried = []
+    for b in sorted(best, key=lambda b: b.limit):
+        prev = max((p for p in out if p.score is not None), key=lambda p: p.score, default=None)
+        if prev is not None and (b.score is None or b.score < prev.score) and prev.cost is not None \
+                and prev.cost <= b.limit:
+            carried.append({"limit": b.limit, "from_limit": prev.limit})
+            b = BudgetChoice(b.limit, prev.encoded, prev.arch, prev.score, prev.cost, dict(prev.costs))
+        out.append(b)
+    if carried:
+        info["carried_forward"] = info.get("carried_forward", []) + carried
+    return out
 
 
 def make_front(encoded: np.ndarray, scores: np.ndarray, costs: np.ndarray, max_cost: float | None = None

@@ -1,0 +1,309 @@
+"""Search quality and speed of every searcher on several accuracy landscapes (issue 19).
+
+Landscapes of the original space (245,760 architectures, scored exhaustively for the truth),
+latency budgets on ``--device`` (tight / middle / loose):
+
+- ``smooth``: an MLP fitted on a smooth synthetic AP (a function of MACs and resolution): the
+  best subnet sits on the budget's boundary (the landscape ``bench_search.py`` used);
+- ``shipped``: the predictor that ships (``predictors/synthetic-litepose``, a GBDT);
+- ``peaked-<model>``: predictors of each model type (mlp, gbdt, ridge, gp) fitted on
+  *non-monotone* synthetic data (AP peaks at mid-size, prefers 384 px, interacts stage widths):
+  under a loose budget the best subnet lies well inside it;
+- ``exact-tiny``: a 384-architecture space scored by exact supernet evaluation (extract, BN
+  recalibration, AP on a tiny validation set; ``build_exact_landscape.py`` computed and cached
+  it in ``benchmarks/data/tiny-exact-scores.json``) under MACs budgets, with a search budget
+  scaled to the space (population 10 x 10 generations).
+
+Reported per landscape, searcher and budget: optimum hits (regret <= 1e-6: ties count), mean
+and max regret over the seeds; end-to-end evaluations per second per searcher (wall and CPU);
+the hypervolume of the fronts relative to the exhaustive front; on ``litepose-elastic``
+(~8.9e37 architectures), the gap of each searcher at equal evaluations to the best found by an
+evolution run ``--long-factor`` (100) times longer.
+
+    python benchmarks/search_landscapes.py [--threads 1] [--seeds 10] [--optuna-seeds 2] [--quick] [--json OUT]
+
+The machine's load (``os.getloadavg``) is recorded with the figures: wall-clock speeds are only
+comparable at equal load; CPU seconds are less sensitive to it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--optuna-seeds", type=int, default=2, help="Optuna TPE takes ~1 min per seed and landscape")
+    p.add_argument("--fixed-seeds", type=int, default=None, help="seeds of evolution-fixed [default: --seeds]")
+    p.add_argument("--device", default="raspberry-pi-4")
+    p.add_argument("--budgets", default="80,120,250,400", help="latency budgets (ms) on --device, tightest first")
+    p.add_argument("--landscapes", default=None, help="comma-separated subset (default: all)")
+    p.add_argument("--searchers", default="evolution,evolution-fixed,random,optuna")
+    p.add_argument("--long-factor", type=int, default=100, help="elastic space: reference run this many times longer")
+    p.add_argument("--elastic-seeds", type=int, default=5)
+    p.add_argument("--elastic-landscapes", default="smooth,peaked-mlp,peaked-gbdt,peaked-ridge")
+    p.add_argument("--skip-elastic", action="store_true")
+    p.add_argument("--skip-hypervolume", action="store_true")
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 1 optuna seed, short reference run")
+    p.add_argument("--json", dest="json_out", default=None)
+    return p.parse_args()
+
+
+ARGS = parse()
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+
+from litepose_nas import SearchSpace  # noqa: E402
+from litepose_nas.cost import macs  # noqa: E402
+from synthetic_ap import peaked_ap, smooth_ap  # noqa: E402  (benchmarks/synthetic_ap.py)
+
+from litepose_nas.search import (  # noqa: E402
+    Objective, SearchBudget, hypervolume_2d, latency_constraint, macs_constraint, predictor_objective, search,
+)
+
+HIT_TOL = 1e-6  # the same architecture scores a few float32 ulps apart in another batch; ties count
+SEARCHERS = {
+    "evolution": ("evolution", {}),
+    "evolution-fixed": ("evolution", {"adaptive": False}),  # the previous default: every child grown
+    "random": ("random", {}),
+    "optuna": ("optuna", {}),
+}
+
+
+@dataclass
+class Landscape:
+    name: str
+    space: SearchSpace
+    objective: Objective
+    constraint: object  # Constraint with the loosest limit
+    limits: list[float]
+    budget: dict  # SearchBudget fields for this space
+    note: str
+
+
+# ---------------------------------------------------------------------- landscapes
+def fitted(space, model, target, n, seed=0):
+    from litepose_nas.predictors import Predictor
+
+    enc = space.sample_encoded(seed, n)
+    hp = {"hidden": [128, 128], "max_iter": 300} if model == "mlp" else {}
+    return predictor_objective(Predictor(space, model, **hp).fit(enc, target(space, enc, seed)), space)
+
+
+def table_objective(space, enc, values, name):
+    """An objective that looks scores up by architecture (cached exact evaluations)."""
+    weights = np.random.default_rng(0).integers(1, 2**62, size=space.num_dimensions, dtype=np.int64)
+
+    def key(rows):
+        with np.errstate(over="ignore"):
+            return (np.asarray(rows, dtype=np.int64) + 2) @ weights
+
+    k = key(enc)
+    order = np.argsort(k)
+    k_sorted, v_sorted = k[order], np.asarray(values, dtype=np.float64)[order]
+
+    def fn(rows):
+        q = key(rows)
+        i = np.searchsorted(k_sorted, q)
+        if not np.all(k_sorted[np.minimum(i, len(k_sorted) - 1)] == q):
+            raise KeyError("architecture not in the cached exact landscape")
+        return v_sorted[i]
+
+    return Objective(name, fn, "exact AP", "exact", {"source": "benchmarks/data/tiny-exact-scores.json"})
+
+
+def landscapes(wanted: set[str] | None) -> list[Landscape]:
+    from litepose_nas.latency import load_table
+    from litepose_nas.predictors import default_predictor
+
+    space = SearchSpace.from_yaml("litepose")
+    limits = [float(x) for x in ARGS.budgets.split(",")]
+    lat = latency_constraint(load_table(ARGS.device), space, max(limits))
+    out = []
+
+    def want(name):
+        return wanted is None or name in wanted
+
+    if want("smooth"):
+        out.append(Landscape("smooth", space, fitted(space, "mlp", smooth_ap, 1500), lat, limits, {},
+                             "mlp on smooth synthetic AP (monotone in size)"))
+    if want("shipped"):
+        out.append(Landscape("shipped", space, predictor_objective(default_predictor(space), space), lat, limits, {},
+                             "predictors/synthetic-litepose (gbdt)"))
+    for model in ("mlp", "gbdt", "ridge", "gp"):
+        if want(f"peaked-{model}"):
+            out.append(Landscape(f"peaked-{model}", space, fitted(space, model, peaked_ap, 800), lat, limits, {},
+                                 f"{model} on non-monotone synthetic AP"))
+    cache = HERE / "data" / "tiny-exact-scores.json"
+    if want("exact-tiny") and cache.exists():
+        import json
+
+        data = json.loads(cache.read_text())
+        tiny = SearchSpace.from_dict(data["space_definition"], source=str(cache))
+        enc = np.asarray(data["encoded"], dtype=np.int64)
+        g = macs(enc, convention="paper", space=tiny) / 1e9
+        t_limits = [float(f"{q:.4g}") for q in np.quantile(g, [0.25, 0.5, 0.9])]
+        out.append(Landscape("exact-tiny", tiny, table_objective(tiny, enc, data["ap"], "exact AP (tiny supernet)"),
+                             macs_constraint(tiny, max(t_limits)), t_limits, {"population": 10, "generations": 10},
+                             f"{len(enc)} archs, exact supernet AP; MACs budgets (G)"))
+    elif want("exact-tiny"):
+        print(f"skipping exact-tiny: {cache} missing (run benchmarks/build_exact_landscape.py)")
+    return out
+
+
+# ---------------------------------------------------------------------- measurements
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def quality(ls: Landscape, optimum: dict[float, float]) -> dict:
+    res = {}
+    for name in ARGS.searchers.split(","):
+        algo, extra = SEARCHERS[name]
+        n_seeds = {"optuna": ARGS.optuna_seeds, "evolution-fixed": ARGS.fixed_seeds}.get(name) or ARGS.seeds
+        n_seeds = ARGS.optuna_seeds if algo == "optuna" else n_seeds
+        if n_seeds <= 0:
+            continue
+        budget = SearchBudget(**{**ls.budget, **extra})
+        regrets = {lim: [] for lim in ls.limits}
+        wall = cpu = 0.0
+        evals = 0
+        for seed in range(n_seeds):
+            t, c = time.perf_counter(), time.process_time()
+            r = search(ls.space, ls.objective, ls.constraint, budget, seed=seed, algo=algo, limits=ls.limits)
+            wall += time.perf_counter() - t
+            cpu += time.process_time() - c
+            evals += r.evaluations
+            for b in r.best:
+                regrets[b.limit].append(max(optimum[b.limit] - b.score, 0.0))
+        res[name] = {
+            "seeds": n_seeds, "evaluations_per_search": evals / n_seeds, "seconds_per_search": wall / n_seeds,
+            "cpu_seconds_per_search": cpu / n_seeds, "evaluations_per_s": evals / wall, "load": load(),
+            "per_budget": {str(lim): {"hits": int(sum(x <= HIT_TOL for x in v)), "mean_regret": float(np.mean(v)),
+                                      "max_regret": float(np.max(v))} for lim, v in regrets.items()},
+        }
+        print(f"  {ls.name:12s} {name:16s} " + "  ".join(
+            f"{lim:g}: {q['hits']}/{n_seeds} {q['mean_regret']:.4f}" for lim, q in
+            zip(ls.limits, res[name]["per_budget"].values())) + f"   {wall / n_seeds:.2f} s/search ({cpu / n_seeds:.2f} s CPU)", flush=True)
+    return res
+
+
+def hypervolumes(ls: Landscape, ex) -> dict:
+    cap = max(ls.limits)
+    ref = (float(ex.front_scores.min()), cap)
+    hv_ex = hypervolume_2d(ex.front_scores, ex.front_costs, *ref)
+    n = SearchBudget(**ls.budget).n_evaluations
+    runs = {"optuna NSGA-II": dict(algo="optuna", multi_objective=True, budget=SearchBudget(**ls.budget, evaluations=n)),
+            "evolution (union of budgets)": dict(algo="evolution", budget=SearchBudget(**ls.budget)),
+            "random": dict(algo="random", budget=SearchBudget(**ls.budget))}
+    out = {}
+    for name, kw in runs.items():
+        r = search(ls.space, ls.objective, ls.constraint, seed=0, limits=ls.limits, **kw)
+        out[name] = {"ratio": hypervolume_2d(r.front_scores, r.front_costs, *ref) / hv_ex, "evaluations": r.evaluations}
+    return {"reference": {"score": ref[0], "cost": cap}, "runs": out}
+
+
+def elastic(long_factor: int) -> dict:
+    space = SearchSpace.from_yaml("litepose-elastic")
+    limits = [2.0, 4.0]
+    con = macs_constraint(space, max(limits))
+    names = ARGS.elastic_landscapes.split(",")
+    objs = {n: fitted(space, "mlp", smooth_ap, 1500) if n == "smooth" else fitted(space, n.split("-")[1], peaked_ap, 800)
+            for n in names}
+    out = {}
+    for name, obj in objs.items():
+        t = time.perf_counter()
+        long = search(space, obj, con, SearchBudget(generations=40 * long_factor), seed=12345, limits=limits)
+        ref = {b.limit: b.score for b in long.best}
+        t_long = time.perf_counter() - t
+        row = {"reference_evaluations": long.evaluations, "reference_seconds": t_long, "searchers": {}}
+        for s_name in ("evolution", "random", "optuna"):
+            algo, extra = SEARCHERS[s_name]
+            n_seeds = min(ARGS.optuna_seeds, 1) if algo == "optuna" else ARGS.elastic_seeds
+            if n_seeds <= 0:
+                continue
+            found = {lim: [] for lim in limits}
+            for seed in range(n_seeds):
+                r = search(space, obj, con, SearchBudget(**extra), seed=seed, algo=algo, limits=limits)
+                for b in r.best:
+                    found[b.limit].append(b.score)
+            for lim in limits:  # the reference is the best anything found
+                ref[lim] = max(ref[lim], max(found[lim]))
+            row["searchers"][s_name] = {"seeds": n_seeds, "found": {str(k): v for k, v in found.items()}}
+        for s in row["searchers"].values():
+            s["mean_gap"] = {str(lim): float(ref[lim] - np.mean(s["found"][str(lim)])) for lim in limits}
+            s["max_gap"] = {str(lim): float(ref[lim] - np.min(s["found"][str(lim)])) for lim in limits}
+        row["reference"] = {str(k): v for k, v in ref.items()}
+        out[name] = row
+        print(f"  elastic {name:12s} reference ({long.evaluations} evals, {t_long:.0f} s) " + "  ".join(
+            f"{s_name}: " + "/".join(f"{v:.4f}" for v in s["mean_gap"].values()) for s_name, s in row["searchers"].items()),
+            flush=True)
+    return {"constraint": "MACs (paper, G)", "limits": limits, "long_factor": long_factor, "landscapes": out}
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(ARGS.threads)
+    if ARGS.quick:
+        ARGS.seeds, ARGS.optuna_seeds, ARGS.long_factor, ARGS.elastic_seeds = 2, 1, 5, 2
+    wanted = set(ARGS.landscapes.split(",")) if ARGS.landscapes else None
+    out: dict = {"threads": ARGS.threads, "device_table": ARGS.device, "load_start": load(), "hit_tolerance": HIT_TOL,
+                 "seeds": ARGS.seeds, "optuna_seeds": ARGS.optuna_seeds, "landscapes": {}}
+    for ls in landscapes(wanted):
+        t = time.perf_counter()
+        ex = search(ls.space, ls.objective, ls.constraint, algo="exhaustive", limits=ls.limits)
+        optimum = {b.limit: b.score for b in ex.best}
+        entry = {"note": ls.note, "space": ls.space.name, "size": ls.space.size(), "limits": ls.limits,
+                 "unit": ls.constraint.unit, "budget": SearchBudget(**ls.budget).to_dict(),
+                 "exhaustive_seconds": time.perf_counter() - t, "optimum": {str(k): v for k, v in optimum.items()},
+                 "optimum_cost": {str(b.limit): b.cost for b in ex.best}}
+        print(f"{ls.name}: {ls.note}; optimum " + ", ".join(
+            f"{b.limit:g}: {b.score:.4f} at {b.cost:.4g}" for b in ex.best), flush=True)
+        entry["searchers"] = quality(ls, optimum)
+        if not ARGS.skip_hypervolume:
+            entry["hypervolume"] = hv = hypervolumes(ls, ex)
+            print("  hypervolume ratio: " + ", ".join(f"{k} {v['ratio']:.4f}" for k, v in hv["runs"].items()), flush=True)
+        out["landscapes"][ls.name] = entry
+    if not ARGS.skip_elastic:
+        out["elastic"] = elastic(ARGS.long_factor)
+    out["load_end"] = load()
+    print_tables(out)
+    if ARGS.json_out:
+        from litepose_nas.io import write_json_atomic
+
+        write_json_atomic(ARGS.json_out, out)
+        print(f"wrote {ARGS.json_out}")
+
+
+def print_tables(out: dict) -> None:
+    """Markdown tables (pasted into docs/search.md)."""
+    print("\n| landscape | searcher | " + " | ".join(["budget: hits, mean / max regret"] * 1) + " | s / search | evals/s |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, e in out["landscapes"].items():
+        for s, q in e["searchers"].items():
+            cells = "; ".join(f"{lim}: {v['hits']}/{q['seeds']}, {v['mean_regret']:.4f} / {v['max_regret']:.4f}"
+                              for lim, v in q["per_budget"].items())
+            print(f"| {name} | {s} | {cells} | {q['seconds_per_search']:.2f} | {q['evaluations_per_s']:,.0f} |")
+    if "elastic" in out:
+        print("\n| elastic landscape | searcher | mean gap " + " / ".join(f"{x:g} G" for x in out["elastic"]["limits"])
+              + " | max gap |")
+        print("| --- | --- | --- | --- |")
+        for name, e in out["elastic"]["landscapes"].items():
+            for s, q in e["searchers"].items():
+                print(f"| {name} | {s} | " + " / ".join(f"{v:.4f}" for v in q["mean_gap"].values()) + " | "
+                      + " / ".join(f"{v:.4f}" for v in q["max_gap"].values()) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Variation operators and candidate drawing shared by the evolutionary searchers.
+
+Everything works on encoded numpy batches: mutation, growth towards a budget, the one-choice
+neighbourhood of an architecture, a hash set of scored rows, and :func:`feasible_children`,
+which draws new feasible unscored children from several operators with one cost call per round.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .problem import Problem
+
+MAX_REJECTION_ROUNDS = 20
+MAX_EMPTY_ROUNDS = 6
+GROW_TRIES = 6  # single-choice changes tried per row and growth round
+
+
+def mutate_rows(space, rows: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
+    """Mutate each *variable* choice with probability ``prob`` to a different value; every row
+    changes at least one choice (a mutant identical to its parent is wasted work).
+
+    Dimensions with a single choice are left out, so ``prob`` means what it meant in the
+    original space, whose genes were exactly its variable choices.
+    """
+    counts = space.choice_counts()
+    variable = np.flatnonzero(counts > 1)
+    rows = np.array(rows, dtype=np.int64)
+    n, v = len(rows), len(variable)
+    if v == 0:
+        return rows
+    flip = rng.random((n, v)) < prob
+    forced = rng.integers(v, size=n)
+    flip[np.arange(n), forced] |= ~flip.any(axis=1)
+    k = counts[variable][None, :]
+    current = rows[:, variable]
+    # inactive slots (-1) take a uniform value, active ones a different value than before
+    shift = (rng.random((n, v)) * (k - 1)).astype(np.int64) + 1
+    fresh = np.where(current < 0, (rng.random((n, v)) * k).astype(np.int64), (current + shift) % k)
+    rows[:, variable] = np.where(flip | (current < 0), fresh, current)
+    return space.canonicalize(rows, rng)
+
+
+def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.random.Generator,
+                  rounds: int | None = None) -> np.ndarray:
+    """Push feasible rows towards the budget: random single-choice changes that raise the primary
+    cost and keep every constraint are kept. Bigger subnets of a space are (nearly always) more
+    accurate, so the best subnet under a budget sits on its boundary; growing lets a mutation that
+    frees budget (a lower resolution, say) spend it elsewhere instead of being judged half-empty.
+    """
+    space = problem.space
+    counts = space.choice_counts()
+    variable = np.flatnonzero(counts > 1)
+    rows = np.array(rows, dtype=np.int64)
+    if not len(rows) or not len(variable):
+        return rows
+    depth_dims = np.array([d.kind == "depth" for d in space.dimensions])
+    ok, costs = problem.feasible(rows, limit)
+    # Each round tries `tries` random single-choice changes per row in one cost call (the cost
+    # model's overhead is per call) and keeps a random one among those that grow the row. Only
+    # rows still growing are costed: an infeasible row never grows, and one whose changes all
+    # failed for `patience` rounds is (nearly) maximal.
+    v = len(variable)
+    tries = min(GROW_TRIES, v)
+    patience = max(1, -(-v // tries))
+    fails = np.where(ok, 0, patience)
+    for _ in range(rounds or 2 * patience):
+        at = np.flatnonzero(fails < patience)
+        if not len(at):
+            break
+        rep = np.repeat(at, tries)
+        dim = variable[rng.integers(v, size=len(rep))]
+        shift = (rng.random(len(rep)) * (counts[dim] - 1)).astype(np.int64) + 1
+        trial = rows[rep]
+        i = np.arange(len(rep))
+        active = trial[i, dim] >= 0
+        trial[i, dim] = np.where(active, (trial[i, dim] + shift) % counts[dim], trial[i, dim])
+        if depth_dims[dim].any():  # a depth changed: blocks appear or vanish
+            trial = space.canonicalize(trial, rng)
+        t_ok, t_costs = problem.feasible(trial, limit)
+        good = (t_ok & active & (t_costs[:, 0] > costs[rep, 0])).reshape(len(at), tries)
+        # a random improving try per row: random keys, improving ones ranked first
+        pick = np.argmax(good + rng.random(good.shape) * 0.5, axis=1)
+        grew = good[np.arange(len(at)), pick]
+        chosen = np.arange(len(at)) * tries + pick
+        rows[at[grew]], costs[at[grew]] = trial[chosen[grew]], t_costs[chosen[grew]]
+        fails[at] = np.where(grew, 0, fails[at] + 1)
+    return rows
+
+
+def neighbours(space, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Every row differing from one of ``rows`` in exactly one active variable choice, the
+    neighbours of ``rows[0]`` first (local search scores the best architecture's first)."""
+    counts = space.choice_counts()
+    variable = np.flatnonzero(counts > 1)
+    depth = np.array([d.kind == "depth" for d in space.dimensions])
+    out = []
+    for row in np.atleast_2d(rows):
+        dims = variable[row[variable] >= 0]
+        k = counts[dims] - 1  # alternatives per dimension
+        dim = np.repeat(dims, k)
+        offset = np.concatenate([np.arange(1, n + 1) for n in k]) if len(k) else np.zeros(0, dtype=np.int64)
+        cand = np.repeat(row[None, :], len(dim), axis=0)
+        at = np.arange(len(dim))
+        cand[at, dim] = (cand[at, dim] + offset) % counts[dim]
+        if depth[dims].any():  # a depth changed: blocks appear or vanish
+            cand = space.canonicalize(cand, rng)
+        out.append(cand)
+    return np.concatenate(out) if out else np.zeros((0, space.num_dimensions), dtype=np.int64)
+
+
+class SeenRows:
+    """Rows already scored, by a 64-bit hash of the row (collisions are negligible at these sizes)."""
+
+    def __init__(self, num_dims: int, rng: np.random.Generator) -> None:
+        self.weights = rng.integers(1, 2**62, size=num_dims, dtype=np.int64)
+        self.seen: set[int] = set()
+
+    def keys(self, rows: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return (rows + 2) @ self.weights  # int64 wraps around: a fine hash
+
+    def new_mask(self, rows: np.ndarray) -> np.ndarray:
+        """True for rows neither seen before nor repeated earlier in ``rows``."""
+        keys = self.keys(rows).tolist()
+        mask = np.zeros(len(keys), dtype=bool)
+        batch: set[int] = set()
+        for i, k in enumerate(keys):
+            if k not in self.seen and k not in batch:
+                mask[i] = True
+                batch.add(k)
+        return mask
+
+    def add(self, rows: np.ndarray) -> None:
+        self.seen.update(self.keys(rows).tolist())
+
+
+def feasible_children(problem: Problem, makers: Sequence[Callable[[int, int], np.ndarray]], wanted: Sequence[int],
+                      limit: float, seen: SeenRows, oversample: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """New feasible children: ``wanted[i]`` of them from ``makers[i](batch, round)``, with their
+    costs and the index of the maker of each (for operator credit).
+    After two rounds, the unmet need of the other makers moves to ``makers[0]`` (mutation).
+
+    Every maker's candidates go through one cost call per round (the cost model's overhead is
+    per call). Children already scored are rejected like infeasible ones (re-scoring them would
+    only waste evaluations). Fewer come back when new feasible children are too rare.
+    """
+    need = list(wanted)
+    rows: list[np.ndarray] = []
+    costs: list[np.ndarray] = []
+    makers_of: list[np.ndarray] = []
+    empty_rounds = 0
+    for round_ in range(MAX_REJECTION_ROUNDS):
+        if sum(need) <= 0:
+            break
+        if round_ == 2:
+            # crossover of a converged population mostly repeats known rows: mutate instead
+            need = [need[0] + sum(need[1:])] + [0] * (len(need) - 1)
+        # few candidates first (most are kept on loose budgets), more while they are rejected
+        factor = min(oversample, 2 ** (round_ + 1))
+        parts = [(i, make(factor * k + 4, round_)) for i, (make, k) in enumerate(zip(makers, need)) if k > 0]
+        cand = np.concatenate([p for _, p in parts])
+        origin = np.concatenate([np.full(len(p), i) for i, p in parts])
+        new = seen.new_mask(cand)
+        cand, origin = cand[new], origin[new]
+        if not len(cand):
+            empty_rounds += 1
+            if empty_rounds >= MAX_EMPTY_ROUNDS:
+                break
+            continue
+        ok, c = problem.feasible(cand, limit)
+        for i in range(len(need)):
+            idx = np.flatnonzero(ok & (origin == i))
+            idx = idx[: max(need[i], 0)]
+            if len(idx):
+                rows.append(cand[idx])
+                costs.append(c[idx])
+                makers_of.append(np.full(len(idx), i))
+                seen.add(cand[idx])
+                need[i] -= len(idx)
+    if not rows:
+        return (np.zeros((0, problem.space.num_dimensions), dtype=np.int64), np.zeros((0, len(problem.constraints))),
+                np.zeros(0, dtype=np.int64))
+    return np.concatenate(rows), np.concatenate(costs), np.concatenate(makers_of)
