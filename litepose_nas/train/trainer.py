@@ -109,7 +109,7 @@ def _init_subnet(arch, joints: int, path: str, arch_source: str | None = None) -
         from ..supernet import extract_subnet
 
         return extract_subnet(ck.model, arch, arch_source, str(path)).train()
-    model = LitePose(arch, joints, stem_mid_channels=ck.model.first[0][0].out_channels)
+    model = LitePose(arch, joints)
     check_state_dict(model.state_dict(), ck.model.state_dict(), path, f"the static LitePose of {arch.describe()}")
     model.load_state_dict(ck.model.state_dict(), strict=True)
     return model
