@@ -273,8 +273,11 @@ class Trainer:
 
         source = open_dataset(cfg.data, cfg.dataset, cfg.train_split)
         resolutions = cfg.train_resolutions()
+        network = cfg.search_space() if cfg.kind == "supernet" else cfg.architecture()
+        output_strides = network.wiring.output_strides  # target maps at the plan's output scales
         datasets = {
-            r: PoseDataset(source, r, train=True, max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed)
+            r: PoseDataset(source, r, output_sizes=[r // st for st in output_strides], train=True,
+                           max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed)
             for r in resolutions
         }
         self.train_source = source
