@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-
 from reliability_helpers import run_inproc
 
 SPACE_YAML = """\
@@ -71,3 +69,26 @@ def test_three_stage_space_runs_the_whole_path(tmp_path: Path, one_torch_thread)
     images = sorted((Path(data) / "images" / "val2017").glob("*.jpg"))
     _ok("infer", "--model", export / "model.onnx", *images, "--out", tmp_path / "infer", "-q")
     assert (tmp_path / "infer" / "people.json").is_file()
+
+
+def test_custom_space_example_runs_the_whole_path(tmp_path: Path):
+    """``examples/custom_space.py --quick``: a space built with ``SearchSpace.create`` (4 stages with
+    strides 2, 1, 2, 1, 2 head levels, stem 16) through the same path."""
+    import os
+    import subprocess
+    import sys
+
+    from litepose_nas.space import Arch
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, str(root / "examples" / "custom_space.py"), "--out", str(tmp_path),
+                           "--quick"], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    best = Arch.from_json(tmp_path / "export" / "arch.json")
+    assert best.strides == (2, 1, 2, 1) and best.stem_mid_channels == 16 and len(best.deconv_setting) == 2
+    for name in ("run/supernet.pt", "evals.csv", "predictor/predictor.json", "latency.csv", "search/best.json",
+                 "export/model.onnx", "metrics.json", "infer/people.json"):
+        assert (tmp_path / name).is_file(), name
+    assert "ONNX vs PyTorch max difference" in proc.stdout
