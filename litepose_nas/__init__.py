@@ -34,6 +34,11 @@ _LAZY = {
     "PoseEstimator": "litepose_nas.export",
     "group": "litepose_nas.decode",
     "keypoint_metrics": "litepose_nas.metrics",
+    "search": "litepose_nas.search",
+    "EvolutionSearcher": "litepose_nas.search",
+    "OptunaSearcher": "litepose_nas.search",
+    "RandomSearcher": "litepose_nas.search",
+    "ExhaustiveSearcher": "litepose_nas.search",
     "SearchResult": "litepose_nas.search",
     "SearchBudget": "litepose_nas.search",
     "Constraint": "litepose_nas.search",
@@ -51,6 +56,7 @@ __all__ = [
     "TrainConfig", "Trainer",
     "export_model", "PoseEstimator",
     "group", "keypoint_metrics",
+    "search", "EvolutionSearcher", "OptunaSearcher", "RandomSearcher", "ExhaustiveSearcher",
     "SearchResult", "SearchBudget", "Constraint", "Predictor", "load_predictor", "fit_predictor", "ExactPredictor",
     "run_demo",
     "ArchError", "SpaceError", "TableError", "DataError", "CheckpointError", "PredictorError", "InputError", "JobError",
@@ -71,6 +77,9 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs (never 
     from .metrics import keypoint_metrics
     from .models import LitePose, build_model, create_model, list_models
     from .predictors import ExactPredictor, Predictor, fit_predictor, load_predictor
-    from .search import Constraint, SearchBudget, SearchResult
+    from .search import (
+        Constraint, EvolutionSearcher, ExhaustiveSearcher, OptunaSearcher, RandomSearcher, SearchBudget, SearchResult,
+        search,
+    )
     from .supernet import SuperLitePose, recalibrate_bn
     from .train import Trainer, TrainConfig

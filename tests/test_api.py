@@ -51,3 +51,24 @@ def test_typed_package_exposes_lazy_names_to_type_checkers():
     assert checked == set(litepose_nas._LAZY)
     for name in litepose_nas.__all__:
         assert getattr(litepose_nas, name) is not None
+
+
+def test_searchers_are_objects_passed_to_search():
+    import optuna
+
+    from litepose_nas import EvolutionSearcher, OptunaSearcher, RandomSearcher, SearchSpace
+    from litepose_nas.search import macs_constraint, macs_proxy_objective
+
+    space = SearchSpace.from_yaml("litepose")
+    objective, constraint = macs_proxy_objective(space), macs_constraint(space, 1.0)
+    evo = litepose_nas.search(space, objective, constraint, searcher=EvolutionSearcher(population=8, generations=2))
+    assert evo.algo.startswith("evolution") and evo.best[0].cost <= 1.0
+    same = litepose_nas.search(space, objective, constraint, {"population": 8, "generations": 2}, algo="evolution")
+    assert same.best[0].arch == evo.best[0].arch  # the string form builds the same searcher
+    rnd = litepose_nas.search(space, objective, constraint, searcher=RandomSearcher(evaluations=20), seed=1)
+    assert rnd.best[0].cost <= 1.0
+    opt = litepose_nas.search(space, objective, constraint, searcher=OptunaSearcher(
+        sampler=optuna.samplers.RandomSampler(seed=0), trials=10))
+    assert opt.info["sampler"] == "RandomSampler" and opt.info["trials"] == [10]
+    with pytest.raises(litepose_nas.InputError, match="holds its own budget"):
+        litepose_nas.search(space, objective, constraint, 10, searcher=RandomSearcher())
