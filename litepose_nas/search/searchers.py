@@ -24,22 +24,18 @@ class Searcher:
         raise NotImplementedError
 
 
-@dataclass
 class EvolutionSearcher(Searcher):
-    """The original Lite Pose evolution (population x generations; see :class:`SearchBudget`)."""
+    """The original Lite Pose evolution: ``population`` x ``generations``; ``settings`` are the
+    other fields of :class:`SearchBudget` (``parent_ratio``, ``mutation_ratio``, ``mutate_prob``,
+    ``grow``)."""
 
-    population: int = 40
-    generations: int = 40
-    parent_ratio: float = 0.25
-    mutation_ratio: float = 0.5
-    mutate_prob: float = 0.1
-    grow: bool = True
     name = "evolution"
 
-    @property
-    def budget(self) -> SearchBudget:
-        return SearchBudget(self.population, self.generations, self.parent_ratio, self.mutation_ratio,
-                            self.mutate_prob, self.grow)
+    def __init__(self, population: int = 40, generations: int = 40, **settings: Any) -> None:
+        self.budget = SearchBudget(population, generations, **settings)
+
+    def __repr__(self) -> str:
+        return f"EvolutionSearcher({self.budget})"
 
     def run(self, problem: Problem, limits: Sequence[float], seed: int, progress: bool = False) -> SearchResult:
         from .evolution import evolution_search
@@ -97,8 +93,9 @@ class OptunaSearcher(Searcher):
 def searcher_for(algo: str, budget: SearchBudget, options: dict[str, Any]) -> Searcher:
     """The searcher the string form ``algo=...`` (with a budget and optuna options) stands for."""
     if algo == "evolution":
-        return EvolutionSearcher(budget.population, budget.generations, budget.parent_ratio, budget.mutation_ratio,
-                                 budget.mutate_prob, budget.grow)
+        searcher = EvolutionSearcher()
+        searcher.budget = budget
+        return searcher
     if algo == "random":
         return RandomSearcher(budget.n_evaluations)
     if algo == "exhaustive":
