@@ -66,7 +66,7 @@ def _load() -> list[float]:
 def _scenes(count: int, size: int, n: int, seed: int, dataset: str = "coco", tag_noise: float = 0.0,
             heat_noise: float = 0.0):
     from litepose_nas.keypoints import keypoint_spec
-    from litepose_nas.oracle import random_people, render_maps, scenes_to_coco
+    from litepose_nas._testing.oracle import random_people, render_maps, scenes_to_coco
 
     spec = keypoint_spec(dataset)
     rng = np.random.default_rng(seed)
@@ -106,7 +106,8 @@ def main() -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    from litepose_nas.decode import group, reference_group
+    from litepose_nas._testing.reference import reference_group
+    from litepose_nas.decode import group
 
     decoders = {
         "group": lambda h, t: group(h, t),

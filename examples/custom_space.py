@@ -1,110 +1,111 @@
-"""A custom search space in code: build its supernet, profile a latency table, search it.
+"""A custom search space built in code, through the whole path: train its supernet, collect
+evaluations, fit a predictor, profile a latency table, search, extract + export (ONNX parity),
+evaluate and run inference.
 
-    python examples/custom_space.py --out runs/custom --quick
-    python examples/custom_space.py --out runs/custom --predictor predictors/mine   # a fitted predictor
+    python examples/custom_space.py --out runs/custom --quick     # tiny settings, synthetic data
+    python examples/custom_space.py --out runs/custom --data coco/ --steps 20000 --archs 300
 
-Uses the same objects as the CLI: ``SearchSpace.create``, ``SuperLitePose``, the latency
-profiler, ``latency_constraint`` and ``search``. Without ``--predictor`` the search ranks by
-MACs (the labelled ``macs-proxy`` objective): to predict AP, train the supernet
-(``litepose-nas train-supernet``), collect evaluations (``litepose-nas predictor collect``) and
-fit a predictor (``litepose-nas predictor fit``) for this space first.
+The space (``SearchSpace.create``) leaves the Lite Pose shape: strides 2, 1, 2, 1 (total stride 8),
+2 head levels and a 16-channel stem. Every step is the CLI command a user would
+run (``litepose-nas ...``), called in this process; the space goes to them as YAML.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
-
-import numpy as np
 
 
 def custom_space():
     from litepose_nas import SearchSpace
 
-    # other resolutions, widths, depths, kernels and expansions than the shipped spaces
+    # each elastic choice meets no other elastic choice in one layer, so a --quick latency table
+    # (the smallest, the largest and a few random networks) holds every layer of the space
     return SearchSpace.create(
-        name="custom-small",
-        description="small inputs, kernels {3,5}, expansions {3,6}, elastic depth",
-        resolutions=[160, 192],
-        stem_widths=[16],
+        name="custom-four-stage",
+        description="strides 2, 1, 2, 1 (total stride 8), 2 head levels, 16-channel stem",
+        resolutions=[64],
+        stem_widths=[8],
         stages=[
-            {"stride": 2, "widths": [16], "depths": [1, 2], "kernels": [3, 5], "expansions": [3, 6]},
-            {"stride": 2, "widths": [32, 24], "depths": [1, 2], "kernels": [3, 5], "expansions": [3, 6]},
-            {"stride": 2, "widths": [48, 32], "depths": [2, 3], "kernels": [3, 5], "expansions": [3, 6]},
-            {"stride": 1, "widths": [64], "depths": [2], "kernels": [3, 5], "expansions": [3, 6]},
+            {"stride": 2, "widths": [8], "depths": [1], "kernels": [3, 5], "expansions": [3]},
+            {"stride": 1, "widths": [16], "depths": [1, 2], "kernels": [3], "expansions": [3]},
+            {"stride": 2, "widths": [16], "depths": [1], "kernels": [3], "expansions": [2, 4]},
+            {"stride": 1, "widths": [24, 32], "depths": [1], "kernels": [3], "expansions": [2]},
         ],
-        head_widths=[[32, 16], [16], [16, 8]],
+        head_widths=[[16], [8, 16]],
         stem_mid_channels=16,
     )
+
+
+def run(*args) -> str:
+    """One ``litepose-nas`` command in this process; its output, or SystemExit on failure."""
+    from click.testing import CliRunner
+
+    from litepose_nas.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exit_code != 0:
+        raise SystemExit(f"litepose-nas {' '.join(map(str, args[:2]))} failed:\n{result.output}{result.stderr}")
+    return result.stdout
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/custom-space")
-    p.add_argument("--quick", action="store_true", help="fast (noisier) timing: a first look, a minute or so")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--predictor", default=None, help="a predictor fitted for this space (else: MACs proxy)")
-    p.add_argument("--budgets-ms", default=None, help="latency budgets, e.g. 5,8,12 (default: spread over the range)")
+    p.add_argument("--quick", action="store_true", help="tiny settings on synthetic data (well under a minute)")
+    p.add_argument("--data", default=None, help="a COCO-layout dataset (default: a synthetic one)")
+    p.add_argument("--steps", type=int, default=2000, help="supernet training steps (--quick: 2)")
+    p.add_argument("--archs", type=int, default=100, help="subnets evaluated for the predictor (--quick: 8)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    steps, archs = (2, 8) if args.quick else (args.steps, args.archs)
+    quiet = ["-q"]
 
-    import torch
+    from litepose_nas import Arch, macs
 
-    from litepose_nas.cost import macs
-    from litepose_nas.latency.profiler import ProfileSettings, profile_space
-    from litepose_nas.latency.runners import TimingPolicy
-    from litepose_nas.search import SearchBudget, latency_constraint, macs_proxy_objective, predictor_objective, search
-    from litepose_nas.supernet import SuperLitePose
-
-    # 1. the space
+    # 1. the space, in code; the CLI reads it as YAML
     space = custom_space()
-    (out / "space.yaml").write_text(space.to_yaml())
-    print(f"space '{space.name}': {space.size():,} architectures, {space.num_dimensions} encoded dimensions")
+    space_yaml = out / "space.yaml"
+    space_yaml.write_text(space.to_yaml())
+    print(f"space '{space.name}': {space.size():,} architectures, total stride {space.total_stride}")
 
-    # 2. its supernet: every subnet is a slice of it
-    supernet = SuperLitePose(space, num_joints=17).eval()
-    n_params = sum(p.numel() for p in supernet.parameters())
-    x = torch.zeros(1, 3, space.smallest().img_size, space.smallest().img_size)
-    with torch.no_grad():
-        outs = supernet(x, space.smallest())
-    print(f"supernet: {n_params / 1e6:.2f} M parameters; smallest subnet outputs {[tuple(o.shape) for o in outs]}")
+    data = args.data
+    if data is None:
+        from litepose_nas.data import generate_synthetic
 
-    # 3. a latency table for this space on this machine (every layer; --quick: fewer repeats)
-    settings = ProfileSettings(device_name="this-machine", threads=args.threads, runtime="onnxruntime",
-                               speed_guard=not args.quick, passes=1 if args.quick else 2)
-    if args.quick:
-        settings.policy = TimingPolicy(warmup=2, min_repeats=3, max_repeats=10, budget_s=0.05, max_wait_s=5.0)
-        settings.net_policy = TimingPolicy(warmup=1, min_repeats=3, max_repeats=10, budget_s=0.3, max_wait_s=5.0)
-        settings.calibration_nets = 4
-    # --quick keeps samples taken while other processes ran: faster on a busy machine, noisier
-    table = profile_space(space, out / "latency.csv", settings, progress=True, detect_contention=not args.quick)
-    print(f"latency table: {len(table)} layers -> {out / 'latency.csv'}")
-
-    # 4. objective: a fitted predictor for this space, or the labelled MACs proxy
-    if args.predictor:
-        from litepose_nas.predictors import load_predictor
-
-        objective = predictor_objective(load_predictor(args.predictor, space), space)
-    else:
-        objective = macs_proxy_objective(space)
-        print("no --predictor: ranking by MACs (proxy objective, not an accuracy prediction)")
-
-    # 5. search under latency budgets
-    probe = space.sample_encoded(args.seed, 4000)
-    ms = table.predict(probe, space=space)
-    if args.budgets_ms:
-        budgets = [float(b) for b in args.budgets_ms.split(",")]
-    else:
-        budgets = [round(float(q), 2) for q in np.quantile(ms, [0.1, 0.5, 0.9])]
-    constraint = latency_constraint(table, space, max(budgets))
-    result = search(space, objective, constraint, SearchBudget(population=40, generations=30), seed=args.seed,
-                    algo="evolution", limits=budgets)
-    paths = result.save(out)
-    for b in result.best:
-        gm = macs(b.arch, convention="paper") / 1e9
-        print(f"  <= {b.limit:6.2f} ms: score {b.score:.4f}  latency {b.cost:.2f} ms  {gm:.3f} GMACs  {b.arch.describe()}")
-    print("wrote", ", ".join(str(p) for p in paths.values()))
+        data = generate_synthetic(out / "synthetic", 6 if args.quick else 200, layout="coco", image_size=64,
+                                  val_fraction=0.34 if args.quick else 0.1, seed=args.seed)
+    train = ["--steps", steps, "--batch-size", 2 if args.quick else 16, "--workers", 0 if args.quick else 2]
+    # 2. supernet, 3. evaluations of sampled subnets, 4. accuracy predictor
+    run("train-supernet", "--space", space_yaml, "--data", data, *train, "--val-every", -1, "--out", out / "run",
+        "--device", "cpu" if args.quick else "auto", *quiet)
+    run("predictor", "collect", "--supernet", out / "run" / "supernet.pt", "--data", data, "--archs", archs,
+        "--out", out / "evals.csv", "--space", space_yaml, "--calib-batches", 1, "--batch-size", 2,
+        "--val-images", 2 if args.quick else 50, *quiet)
+    run("predictor", "fit", out / "evals.csv", "--out", out / "predictor", "--space", space_yaml,
+        "--model", "ridge" if args.quick else "auto", "--folds", 2 if args.quick else 5, *quiet)
+    # 5. latency table of this machine
+    run("profile", "--space", space_yaml, "--device-name", "this-machine", "--out", out / "latency.csv",
+        *(["--quick", "--calibration-nets", 2, "--no-contention-check"] if args.quick else []), *quiet)
+    # 6. search under a latency budget
+    run("search", "--space", space_yaml, "--device", out / "latency.csv", "--max-latency-ms", 1000,
+        "--predictor", out / "predictor", "--population", 8 if args.quick else 40,
+        "--generations", 2 if args.quick else 40, "--seed", args.seed, "--out", out / "search", *quiet)
+    best = Arch.from_json(out / "search" / "best.json")
+    print(f"best: {best.describe()}  {macs(best, convention='paper') / 1e9:.4f} GMACs")
+    # 7. extract its weights from the supernet and export (ONNX output checked against PyTorch)
+    summary = json.loads(run("export", "--arch", out / "search" / "best.json", "--supernet",
+                             out / "run" / "supernet.pt", "--space", space_yaml, "--out", out / "export", "--json"))
+    print(f"exported {out / 'export' / 'model.onnx'} (ONNX vs PyTorch max difference {summary['parity']:.1e})")
+    # 8. evaluate, 9. inference on images
+    run("evaluate", "--arch", out / "export" / "arch.json", "--weights", out / "export" / "weights.pth",
+        "--data", data, "--dataset", "coco", "--json", out / "metrics.json", *quiet)
+    images = sorted((Path(data) / "images" / "val2017").glob("*.jpg"))[:2]
+    run("infer", "--model", out / "export" / "model.onnx", *images, "--out", out / "infer", *quiet)
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    print(f"AP {metrics['AP']:.3f} on {data}; detections in {out / 'infer' / 'people.json'}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from .errors import CheckpointError, InputError
 from .io import atomic_path
 from .space.arch import Arch
+from .space.plan import default_strides, wiring
 from .space.search_space import SearchSpace
 from .space.structure import expanded_channels
 
@@ -42,7 +43,6 @@ LAYOUT_NAMES = {LAYOUT_STATIC: "pose_mobilenet (static LitePose)", LAYOUT_SUPERN
 CONTAINER_KEYS = ("state_dict", "model", "net", "best_state_dict")
 # 'module.' from DistributedDataParallel; '1.' from Sequential(normalizer, net).
 KEY_PREFIXES = ("module.", "1.")
-DEFAULT_STRIDES = (2, 2, 2, 1)
 DEFAULT_IMG_SIZE = 256
 
 _BLOCK_KEY = re.compile(r"^stage\.(\d+)\.(\d+)\.")
@@ -204,7 +204,8 @@ def infer_architecture(
     """``(arch, num_joints, stem_mid_channels)`` from the tensor shapes of a LitePose state_dict.
 
     For a supernet this is its largest network. Resolution and strides are not in a state_dict:
-    ``img_size`` and ``strides`` (default: the LitePose family's 2, 2, 2, 1) fill them in.
+    ``img_size`` and ``strides`` (default: :func:`~litepose_nas.space.plan.default_strides`, the
+    LitePose family's 2, 2, 2, 1 for four stages) fill them in.
     """
     stem_mid = int(_need(state, "first.0.0.weight", source, 4).shape[0])
     input_channel = int(_need(state, "first.2.weight", source, 4).shape[0])
@@ -216,7 +217,7 @@ def infer_architecture(
     if not blocks:
         raise CheckpointError(f"{source}: missing key 'stage.0.0.inv.0.weight' (no backbone blocks found)")
     num_stages = max(blocks) + 1
-    strides = tuple(strides) if strides is not None else DEFAULT_STRIDES
+    strides = tuple(strides) if strides is not None else default_strides(num_stages)
     if len(strides) != num_stages:
         raise CheckpointError(f"{source}: {num_stages} backbone stages, but {len(strides)} strides are known ({list(strides)})")
     stages = []
@@ -250,11 +251,14 @@ def infer_architecture(
             in_ch = channel
         stages.append((channel, strides[s], block_setting))
     head = []
-    for i in range(3):
-        head.append(int(_need(state, f"deconv_refined.{i}.weight", source, 4).shape[1]))
-    num_joints = int(_need(state, "final_refined.1.conv.3.weight", source, 4).shape[0])
+    while f"deconv_refined.{len(head)}.weight" in state or not head:
+        head.append(int(_need(state, f"deconv_refined.{len(head)}.weight", source, 4).shape[1]))
+    # the plan's last output holds J heatmaps (2J when it is the only output)
+    num_outputs = len(wiring([st[1] for st in stages], len(head), where=source, error=CheckpointError).output_levels)
+    last = _need(state, f"final_refined.{num_outputs - 1}.conv.3.weight", source, 4)
+    num_joints = int(last.shape[0]) // (2 if num_outputs == 1 else 1)
     try:
-        arch = Arch.create(img_size, input_channel, head, stages)
+        arch = Arch.create(img_size, input_channel, head, stages, stem_mid_channels=stem_mid)
         Arch.from_dict(arch.to_dict(), source)  # same structural checks as an architecture file
     except InputError as exc:
         raise CheckpointError(f"{source}: the tensor shapes give no valid architecture ({exc})") from None
@@ -373,7 +377,7 @@ def load_original_checkpoint(
     else:
         from .models.litepose import LitePose
 
-        model = LitePose(arch, num_joints, stem_mid_channels=stem_mid)
+        model = LitePose(arch, num_joints)
         what = f"the static LitePose of {arch.describe()} ({num_joints} joints)"
     check_state_dict(model.state_dict(), state, source, what)
     model.load_state_dict(state, strict=True)

@@ -20,10 +20,9 @@ import numpy as np
 from .errors import ArchError
 from .space.arch import Arch
 from .space.search_space import ArchArrays, SearchSpace
-from .space.structure import DECONV_KERNEL, FINAL_KERNEL, STEM_KERNEL, conv_out_size, expanded_channels_array
+from .space.plan import plan_layers
 
 CONVENTIONS = ("exact", "paper")
-DEFAULT_STEM_MID_CHANNELS = 32
 
 
 @dataclass(frozen=True)
@@ -43,56 +42,35 @@ class ConvSlot:
     active: np.ndarray | bool = True
 
 
-def conv_slots(a: ArchArrays, num_joints: int, stem_mid: int = DEFAULT_STEM_MID_CHANNELS) -> Iterator[ConvSlot]:
-    """Every conv of the LitePose network, in forward order, vectorized over the batch."""
+def conv_slots(a: ArchArrays, num_joints: int, stem_mid: int | None = None) -> Iterator[ConvSlot]:
+    """Every conv of the network, in forward order, vectorized over the batch: the convs of
+    each layer of the network plan (:func:`litepose_nas.space.plan.plan_layers`)."""
     n = len(a)
-    mid = np.full(n, stem_mid, dtype=np.int64)
-    s = a.resolution
-    h_stem = conv_out_size(s, STEM_KERNEL, 2)
-    yield ConvSlot("first.0", np.full(n, 3), mid, STEM_KERNEL, False, s, h_stem)
-    yield ConvSlot("first.1", mid, mid, STEM_KERNEL, True, h_stem, h_stem)
-    yield ConvSlot("first.2", mid, a.stem, 1, False, h_stem, h_stem, act=False)
-
-    features = [(a.stem, h_stem)]
-    cin, h = a.stem, h_stem
-    strides = a.strides
-    for st in range(a.width.shape[1]):
-        cout = a.width[:, st]
-        for b in range(a.kernel.shape[2]):
-            active = b < a.depth[:, st]
-            stride = strides[st] if b == 0 else 1
-            k = a.kernel[:, st, b]
-            m = expanded_channels_array(cin, a.expansion[:, st, b])
-            h_out = conv_out_size(h, np.maximum(k, 1), stride)
-            yield ConvSlot(f"stage.{st}.{b}.inv", cin, m, 1, False, h, h, active=active)
-            yield ConvSlot(f"stage.{st}.{b}.depth_conv", m, m, k, True, h, h_out, active=active)
-            yield ConvSlot(f"stage.{st}.{b}.point_conv", m, cout, 1, False, h_out, h_out, act=False, active=active)
-            if b == 0:
-                cin, h = cout, h_out
-        features.append((cout, h))
-
-    head_c, head_h = features[-1]
-    for i in range(a.head.shape[1]):
-        out = a.head[:, i]
-        raw_c, raw_h = features[-i - 2]
-        yield ConvSlot(f"deconv_refined.{i}", head_c, out, DECONV_KERNEL, False, head_h, 2 * head_h,
-                       transposed=True, bn=False, act=False)
-        yield ConvSlot(f"deconv_raw.{i}", raw_c, out, DECONV_KERNEL, False, raw_h, 2 * raw_h,
-                       transposed=True, bn=False, act=False)
-        head_c, head_h = out, 2 * head_h
-        # the sum of both deconvs goes through one BN + ReLU: counted once, on the refined slot
-        yield ConvSlot(f"deconv_bnrelu.{i}", out, out, 0, False, head_h, head_h)
-        if i > 0:
-            j = i - 1
-            outputs = np.full(n, 2 * num_joints if j == 0 else num_joints, dtype=np.int64)
-            skip_c, skip_h = features[-i - 3]
-            for prefix, c, h_ in ((f"final_refined.{j}", head_c, head_h), (f"final_raw.{j}", skip_c, skip_h)):
-                yield ConvSlot(f"{prefix}.conv.0", c, c, FINAL_KERNEL, True, h_, h_)
-                yield ConvSlot(f"{prefix}.conv.3", c, outputs, 1, False, h_, h_, bn=False, act=False)
+    _, layers, _ = plan_layers(a.with_stem_mid(stem_mid), num_joints)
+    for layer in layers:
+        name, cin, cout, h_in, h_out = layer.name, layer.cin, layer.cout, layer.h_in, layer.h_out
+        if layer.kind == "stem":
+            mid = layer.mid
+            yield ConvSlot(f"{name}.0", np.broadcast_to(cin, (n,)), mid, layer.kernel, False, h_in, h_out)
+            yield ConvSlot(f"{name}.1", mid, mid, layer.kernel, True, h_out, h_out)
+            yield ConvSlot(f"{name}.2", mid, cout, 1, False, h_out, h_out, act=False)
+        elif layer.kind == "block":
+            m, active = layer.mid, layer.active
+            yield ConvSlot(f"{name}.inv", cin, m, 1, False, h_in, h_in, active=active)
+            yield ConvSlot(f"{name}.depth_conv", m, m, layer.kernel, True, h_in, h_out, active=active)
+            yield ConvSlot(f"{name}.point_conv", m, cout, 1, False, h_out, h_out, act=False, active=active)
+        elif layer.kind == "deconv":
+            yield ConvSlot(name, cin, cout, layer.kernel, False, h_in, h_out, transposed=True, bn=False, act=False)
+        elif layer.kind == "fuse":
+            # the sum of both deconvs goes through one BN + ReLU
+            yield ConvSlot(name, cout, cout, 0, False, h_out, h_out)
+        elif layer.kind == "final":
+            yield ConvSlot(f"{name}.conv.0", cin, cin, layer.kernel, True, h_in, h_in)
+            yield ConvSlot(f"{name}.conv.3", cin, cout, 1, False, h_in, h_in, bn=False, act=False)
+        # 'add' layers: additions are free in both conventions
 
 
-def slot_cost_arrays(a: ArchArrays, num_joints: int = 17,
-                     stem_mid: int = DEFAULT_STEM_MID_CHANNELS) -> dict[str, np.ndarray]:
+def slot_cost_arrays(a: ArchArrays, num_joints: int = 17, stem_mid: int | None = None) -> dict[str, np.ndarray]:
     """Per conv slot: ``{'macs', 'macs_paper', 'params'}``, each ``[N, slots]`` (0 where inactive)."""
     n = len(a)
     exact, paper, params = [], [], []
@@ -123,7 +101,7 @@ def slot_cost_arrays(a: ArchArrays, num_joints: int = 17,
     return {"macs": stack(exact), "macs_paper": stack(paper), "params": stack(params)}
 
 
-def cost_arrays(a: ArchArrays, num_joints: int = 17, stem_mid: int = DEFAULT_STEM_MID_CHANNELS) -> dict[str, np.ndarray]:
+def cost_arrays(a: ArchArrays, num_joints: int = 17, stem_mid: int | None = None) -> dict[str, np.ndarray]:
     """``{'macs': exact MACs, 'macs_paper': paper-convention MACs, 'params': parameters}``, each ``[N]``."""
     return {k: v.sum(axis=1) for k, v in slot_cost_arrays(a, num_joints, stem_mid).items()}
 
@@ -135,7 +113,7 @@ def _encoded_lookup(space: SearchSpace, num_joints: int, key: str):
     cache = space.__dict__.setdefault("_cost_lookups", {})  # a frozen dataclass: cache beside its fields
     if (num_joints, key) not in cache:
         cache[(num_joints, key)] = build_slot_lookup(
-            space, lambda enc: slot_cost_arrays(space.arrays(enc), num_joints, space.stem_mid_channels)[key])
+            space, lambda enc: slot_cost_arrays(space.arrays(enc), num_joints)[key])
     return cache[(num_joints, key)]
 
 
@@ -155,10 +133,6 @@ def _as_arrays(archs, space: SearchSpace | None) -> tuple[ArchArrays, bool]:
     raise ArchError(f"expected an Arch, a list of Arch, ArchArrays or encoded array, got {type(archs).__name__}")
 
 
-def _stem_mid(space: SearchSpace | None) -> int:
-    return space.stem_mid_channels if space is not None else DEFAULT_STEM_MID_CHANNELS
-
-
 def macs(archs, num_joints: int = 17, convention: str = "exact", space: SearchSpace | None = None):
     """MACs of one architecture (an int) or of a batch (``[N]`` int64 array).
 
@@ -176,12 +150,12 @@ def macs(archs, num_joints: int = 17, convention: str = "exact", space: SearchSp
             values = lookup.values(enc).sum(axis=1)
             return int(values[0]) if archs.ndim == 1 else values
     arrays, single = _as_arrays(archs, space)
-    values = cost_arrays(arrays, num_joints, _stem_mid(space))[key]
+    values = cost_arrays(arrays, num_joints)[key]
     return int(values[0]) if single else values
 
 
 def params(archs, num_joints: int = 17, space: SearchSpace | None = None):
     """Trainable parameters of one architecture (an int) or of a batch (``[N]`` array)."""
     arrays, single = _as_arrays(archs, space)
-    values = cost_arrays(arrays, num_joints, _stem_mid(space))["params"]
+    values = cost_arrays(arrays, num_joints)["params"]
     return int(values[0]) if single else values

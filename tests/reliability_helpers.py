@@ -32,7 +32,7 @@ head:
 
 # the smallest architecture of the tiny space, at 64 px
 TINY_ARCH = {
-    "img_size": 64, "input_channel": 8, "deconv_setting": [8, 8, 8],
+    "img_size": 64, "input_channel": 8, "stem_mid_channels": 8, "deconv_setting": [8, 8, 8],
     "backbone_setting": [
         {"num_blocks": 1, "stride": 2, "channel": 8, "block_setting": [[1, 3]]},
         {"num_blocks": 1, "stride": 2, "channel": 8, "block_setting": [[1, 3]]},

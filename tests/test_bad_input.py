@@ -94,8 +94,8 @@ def arch_variant(kind: str, d: Path) -> Path:
             s0["block_setting"] = [[1, 3, 5]]
         elif kind == "no-stages":
             a["backbone_setting"] = []
-        elif kind == "head-2-layers":
-            a["deconv_setting"] = [8, 8]
+        elif kind == "head-5-layers":
+            a["deconv_setting"] = [8] * 5
         elif kind == "stage-null":
             a["backbone_setting"][1] = None
         elif kind == "outside-space":
@@ -112,7 +112,7 @@ def arch_variant(kind: str, d: Path) -> Path:
 
 ARCH_KINDS = ["missing", "folder", "empty", "binary", "truncated", "wrong-type", "missing-key", "unknown-key",
               "string-value", "float-value", "bool-value", "negative", "zero", "channel-not-8", "stride-3",
-              "blocks-mismatch", "even-kernel", "block-not-pair", "no-stages", "head-2-layers", "stage-null"]
+              "blocks-mismatch", "even-kernel", "block-not-pair", "no-stages", "head-5-layers", "stage-null"]
 # what the parser reports for each kind (beside the file name)
 ARCH_PROBLEM = {
     "missing": "not found", "folder": "folder", "empty": "empty", "binary": "not a text file",
@@ -120,7 +120,7 @@ ARCH_PROBLEM = {
     "unknown-key": "width_mult", "string-value": "img_size", "float-value": "img_size", "bool-value": "input_channel",
     "negative": "input_channel", "zero": "channel", "channel-not-8": "divisible by 8", "stride-3": "stride",
     "blocks-mismatch": "num_blocks", "even-kernel": "even", "block-not-pair": "expansion, kernel",
-    "no-stages": "backbone_setting", "head-2-layers": "deconv_setting", "stage-null": "stage 1",
+    "no-stages": "backbone_setting", "head-5-layers": "deconv_setting", "stage-null": "stage 1",
     "outside-space": "channel",
 }
 
@@ -144,7 +144,7 @@ def space_variant(kind: str, d: Path, w: World) -> Path:
         "repeated-choice": text.replace("resolutions: [64, 96]", "resolutions: [64, 64]"),
         "strides": text.replace("{stride: 1,", "{stride: 2,"),
         "string-choice": text.replace("resolutions: [64, 96]", "resolutions: [sixty-four]"),
-        "two-head-layers": text.replace("widths: [[8], [8], [8]]", "widths: [[8], [8]]"),
+        "five-head-layers": text.replace("widths: [[8], [8], [8]]", "widths: [[8], [8], [8], [8], [8]]"),
     }
     if kind == "binary":
         junk_bytes(p)
@@ -155,7 +155,7 @@ def space_variant(kind: str, d: Path, w: World) -> Path:
 
 SPACE_KINDS = ["missing", "folder", "empty", "binary", "bad-yaml", "truncated", "wrong-type", "missing-stages",
                "stride-3", "even-kernel", "channel-not-8", "empty-choices", "negative", "repeated-choice", "strides",
-               "string-choice", "two-head-layers"]
+               "string-choice", "five-head-layers"]
 
 
 def table_variant(kind: str, d: Path, w: World) -> Path:

@@ -9,12 +9,13 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from litepose_nas.decode import (
-    decode_outputs, dense_top_candidates, fuse_outputs, group, hungarian, reference_group, resize_for_test,
+    decode_outputs, fuse_outputs, group, resize_for_test,
     resize_info, to_image_coords, top_candidates,
 )
 from litepose_nas.keypoints import keypoint_spec
 from litepose_nas.metrics import keypoint_metrics, people_to_results
-from litepose_nas.oracle import flip_keypoints, oracle_outputs, random_people, render_maps, scenes_to_coco
+from litepose_nas._testing.reference import dense_top_candidates, hungarian, reference_group
+from litepose_nas._testing.oracle import flip_keypoints, oracle_outputs, random_people, render_maps, scenes_to_coco
 
 
 def _oracle_ap(dataset: str, people: int, scenes: int, seed: int, size: int = 128, tag_noise: float = 0.0,

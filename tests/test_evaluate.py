@@ -13,7 +13,7 @@ from cli_helpers import assert_one_line_error, run_cli
 from litepose_nas.data import generate_synthetic, open_dataset
 from litepose_nas.decode import resize_info
 from litepose_nas.evaluate import evaluate_model
-from litepose_nas.oracle import flip_keypoints, oracle_outputs
+from litepose_nas._testing.oracle import flip_keypoints, oracle_outputs
 from litepose_nas.space import Arch
 
 

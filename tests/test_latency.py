@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -91,7 +92,7 @@ def test_onnx_network_matches_torch_model(tiny_space):
     from litepose_nas.models.litepose import LitePose
 
     arch = tiny_space.largest()
-    model = LitePose(arch, 17, stem_mid_channels=8).eval()
+    model = LitePose(replace(arch, stem_mid_channels=8), 17).eval()
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)

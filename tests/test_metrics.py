@@ -15,7 +15,7 @@ from litepose_nas.metrics import (
     write_results,
 )
 from litepose_nas.metrics.cocoapi import load_results
-from litepose_nas.oracle import random_people, scenes_to_coco
+from litepose_nas._testing.oracle import random_people, scenes_to_coco
 
 
 @pytest.fixture

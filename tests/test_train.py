@@ -97,7 +97,7 @@ def test_config_defaults_follow_the_original_recipe():
 
 @pytest.mark.parametrize("field,value,fragment", [
     ("optimizer", "sgd", "allowed: adam, adamw"),
-    ("resolutions", (100,), "multiple of 32"),
+    ("resolutions", (100,), "multiple of 16 .the network's total stride"),
     ("batch_size", 0, "batch_size"),
     ("micro_batches", 3, "not divisible"),
     ("memory_format", "nhwc", "channels_last"),
@@ -375,7 +375,7 @@ def test_cli_errors_are_one_line(synth, tmp_path):
     r = run_cli("train-supernet", "--data", tmp_path / "nope", "--out", run, "--resolutions", "64")
     assert_one_line_error(r, 2, "nope")
     r = run_cli("train-supernet", "--data", synth, "--out", run, "--resolutions", "64,100")
-    assert_one_line_error(r, 2, "multiple of 32")
+    assert_one_line_error(r, 2, "multiple of 16")
     r = run_cli("train-supernet", "--data", synth, "--out", run, "--resolutions", "64", "--amp", "on", "--device", "cpu")
     assert_one_line_error(r, 2, "CUDA")
     assert not (run / "checkpoint.pt").exists()

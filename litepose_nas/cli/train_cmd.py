@@ -36,8 +36,9 @@ def _resolutions(ctx: click.Context, param: click.Parameter, value: str | None) 
         sizes = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
     except ValueError:
         raise InputError(f"--resolutions {value!r}: expected comma-separated integers, e.g. 128,160") from None
-    if not sizes or any(s <= 0 or s % 32 for s in sizes):
-        raise InputError(f"--resolutions {value!r}: every size must be a positive multiple of 32 (e.g. 128,160,192,256)")
+    # multiples of the network's total stride: checked with the space or arch (TrainConfig.validate)
+    if not sizes or any(s <= 0 for s in sizes):
+        raise InputError(f"--resolutions {value!r}: every size must be a positive integer (e.g. 128,160,192,256)")
     return sizes
 
 

@@ -78,7 +78,7 @@ class PoseDataset(Dataset):
         self.input_size = int(input_size)
         self.output_sizes = tuple(int(s) for s in (output_sizes or (input_size // 4, input_size // 2)))
         if len(self.output_sizes) != 2:
-            raise DataError(f"output_sizes must name two map sizes (1/4 and 1/2 of the input), got {self.output_sizes}")
+            raise DataError(f"output_sizes must name two map sizes (the network's two outputs), got {self.output_sizes}")
         self.train = train
         self.max_people = int(max_people)
         self.sigma = float(sigma)

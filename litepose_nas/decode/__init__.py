@@ -8,10 +8,9 @@ from .postprocess import (
     ResizeInfo, decode_outputs, fuse_outputs, normalize_image, predict_people, resize_for_test, resize_info,
     to_image_coords,
 )
-from .reference import dense_top_candidates, hungarian, reference_group
 
 __all__ = [
-    "group", "reference_group", "dense_top_candidates", "hungarian", "top_candidates", "nms", "original_joint_order",
+    "group", "top_candidates", "nms", "original_joint_order",
     "Candidates",
     "ResizeInfo", "resize_info", "resize_for_test", "to_image_coords", "fuse_outputs", "decode_outputs",
     "normalize_image", "predict_people",

@@ -3,8 +3,8 @@
 A *layer* here is the unit a latency table times: the stem, one inverted-residual block, one
 transposed conv of the head, the add + BN + ReLU that fuses two deconvs, one final separable conv,
 and the add of the two final convs of an output. Everything is derived from
-:func:`litepose_nas.cost.conv_slots` (the conv-by-conv description of the network), so the
-table follows the model without restating its numbers.
+:func:`litepose_nas.space.plan.plan_layers` (the network plan), so the table follows the model
+without restating its numbers.
 
 A configuration is 7 integers ``(kind, h, cin, cout, mid, kernel, stride)`` packed into one int64
 key, so a batch of architectures maps to table rows with one ``np.searchsorted``.
@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..cost import conv_slots
+from ..space.plan import plan_layers
 from ..space.search_space import INACTIVE, ArchArrays, SearchSpace
 from ..space.slot_lookup import SlotLookup, build_slot_lookup
 
@@ -94,50 +94,27 @@ def _fields(kind: str, n: int, *values) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def layer_slots(a: ArchArrays, num_joints: int, stem_mid: int) -> Iterator[LayerSlot]:
-    """Every timed layer of the network in forward order, grouped from :func:`conv_slots`."""
+# the table field that holds each kind's spatial side: the input's, or the output's for the adds
+_SIDE = {"stem": "h_in", "block": "h_in", "deconv": "h_in", "fuse": "h_out", "final": "h_in", "add": "h_out"}
+# slot names as the tables have always called them (state_dict prefixes otherwise)
+_SLOT_NAMES = {"first": "stem", "output": "output_add"}
+
+
+def layer_slots(a: ArchArrays, num_joints: int, stem_mid: int | None = None) -> Iterator[LayerSlot]:
+    """Every timed layer of the network in forward order: the layers of the network plan."""
     n = len(a)
-    ones = np.ones(n, dtype=bool)
-    pending: dict[str, object] = {}
-    final_pair: list[np.ndarray] = []
-    for slot in conv_slots(a, num_joints, stem_mid):
-        parts = slot.name.split(".")
-        if parts[0] == "first":
-            pending[parts[1]] = slot
-            if parts[1] == "2":
-                c0 = pending["0"]
-                f = _fields("stem", n, c0.h_in, c0.cin, slot.cout, c0.cout, c0.kernel, c0.h_in // c0.h_out)
-                yield LayerSlot("stem", "stem", pack(f), ones)
-        elif parts[0] == "stage":
-            pending[parts[3]] = slot
-            if parts[3] == "point_conv":
-                inv, dw = pending["inv"], pending["depth_conv"]
-                active = np.broadcast_to(np.asarray(slot.active), (n,))
-                stride = np.where(active, dw.h_in // np.maximum(dw.h_out, 1), 0)
-                f = _fields("block", n, inv.h_in, inv.cin, slot.cout, inv.cout, dw.kernel, stride)
-                keys = np.where(active, pack(f), 0)
-                yield LayerSlot(".".join(parts[:3]), "block", keys, active.copy())
-        elif parts[0] in ("deconv_refined", "deconv_raw"):
-            f = _fields("deconv", n, slot.h_in, slot.cin, slot.cout, 0, slot.kernel, slot.h_out // slot.h_in)
-            yield LayerSlot(slot.name, "deconv", pack(f), ones)
-        elif parts[0] == "deconv_bnrelu":
-            yield LayerSlot(slot.name, "fuse", pack(_fields("fuse", n, slot.h_out, slot.cout, slot.cout, 0, 0, 1)), ones)
-        elif parts[0] in ("final_refined", "final_raw"):
-            if parts[-1] == "0":
-                pending["final_dw"] = slot
-                continue
-            dw = pending["final_dw"]
-            f = _fields("final", n, dw.h_in, dw.cin, slot.cout, 0, dw.kernel, 1)
-            yield LayerSlot(".".join(parts[:2]), "final", pack(f), ones)
-            final_pair.append(slot)
-            if parts[0] == "final_raw":
-                # the two final convs of an output are summed: one add at the output's shape
-                out = final_pair[-1]
-                f = _fields("add", n, out.h_out, out.cout, out.cout, 0, 0, 1)
-                yield LayerSlot(f"output_add.{parts[1]}", "add", pack(f), ones)
+    a = a.with_stem_mid(stem_mid)
+    _, layers, _ = plan_layers(a, num_joints)
+    for layer in layers:
+        active = np.broadcast_to(np.asarray(layer.active), (n,)).copy()
+        f = _fields(layer.kind, n, getattr(layer, _SIDE[layer.kind]), layer.cin, layer.cout, layer.mid,
+                    layer.kernel, np.where(active, layer.stride, 0))
+        head, _, rest = layer.name.partition(".")
+        name = _SLOT_NAMES.get(head, head) + (f".{rest}" if rest else "")
+        yield LayerSlot(name, layer.kind, np.where(active, pack(f), 0), active)
 
 
-def slot_keys(a: ArchArrays, num_joints: int, stem_mid: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+def slot_keys(a: ArchArrays, num_joints: int, stem_mid: int | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """``(slot names, keys [N, L], active [N, L])`` of a batch."""
     slots = list(layer_slots(a, num_joints, stem_mid))
     names = [s.name for s in slots]
@@ -178,12 +155,12 @@ def enumerate_layers(space: SearchSpace, num_joints: int) -> list[LayerConfig]:
     """Every distinct layer configuration any architecture of ``space`` can contain, sorted."""
     found: set[int] = set()
     for enc in covering_encodings(space):
-        for slot in layer_slots(space.arrays(enc), num_joints, space.stem_mid_channels):
+        for slot in layer_slots(space.arrays(enc), num_joints):
             found.update(np.unique(slot.keys[slot.active]).tolist())
     return [LayerConfig.from_ints(row) for row in unpack(np.array(sorted(found), dtype=np.int64))]
 
 
-def arch_layers(a: ArchArrays, num_joints: int, stem_mid: int, index: int = 0) -> list[tuple[str, LayerConfig]]:
+def arch_layers(a: ArchArrays, num_joints: int, stem_mid: int | None = None, index: int = 0) -> list[tuple[str, LayerConfig]]:
     """The (slot name, configuration) list of architecture ``index`` of a batch, in forward order."""
     out = []
     for slot in layer_slots(a, num_joints, stem_mid):
@@ -193,7 +170,7 @@ def arch_layers(a: ArchArrays, num_joints: int, stem_mid: int, index: int = 0) -
 
 
 def _keys_of(space: SearchSpace, enc: np.ndarray, num_joints: int) -> np.ndarray:
-    _, keys, active = slot_keys(space.arrays(enc), num_joints, space.stem_mid_channels)
+    _, keys, active = slot_keys(space.arrays(enc), num_joints)
     return np.where(active, keys, 0)
 
 

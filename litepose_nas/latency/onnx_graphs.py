@@ -8,12 +8,13 @@ real trained weights (``weights=`` a ``{key: array}`` dict).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..space.arch import Arch
-from ..space.structure import BN_EPS, DECONV_KERNEL, FINAL_KERNEL, STEM_KERNEL, expanded_channels
+from ..space.plan import network_plan
+from ..space.structure import BN_EPS, DECONV_KERNEL
 from .layers import LayerConfig
 
 OPSET = 13
@@ -168,35 +169,38 @@ def layer_model(cfg: LayerConfig, seed: int = 0):
     return g.model(list(zip(names, shapes)), [(out, layer_output_shape(cfg))], cfg.key)
 
 
-def network_model(arch: Arch, num_joints: int = 17, stem_mid: int = 32,
+def network_model(arch: Arch, num_joints: int = 17, stem_mid: int | None = None,
                   weights: dict[str, np.ndarray] | None = None, seed: int = 0):
-    """The whole LitePose network of ``arch`` (input ``image`` [1, 3, S, S]; outputs
-    ``[1, 2J, S/4, S/4]`` and ``[1, J, S/2, S/2]``), wired as :class:`litepose_nas.models.LitePose`."""
+    """The whole network of ``arch`` (input ``image`` [1, 3, S, S]; one output per output of the
+    plan), built layer by layer from its :class:`~litepose_nas.space.plan.NetworkPlan`, with the
+    initializer names of :class:`litepose_nas.models.LitePose`. ``stem_mid`` overrides the
+    architecture's stem width."""
+    if stem_mid is not None:
+        arch = replace(arch, stem_mid_channels=stem_mid)
+    plan = network_plan(arch, num_joints)
     g = GraphBuilder(weights=weights, seed=seed)
-    s = arch.img_size
-    h = (s + 2 * (STEM_KERNEL // 2) - STEM_KERNEL) // 2 + 1
-    x = g.stem("image", LayerConfig("stem", s, 3, arch.input_channel, stem_mid, STEM_KERNEL, 2), "first")
-    features = [(x, arch.input_channel, h)]
-    cin = arch.input_channel
-    for si, stage in enumerate(arch.stages):
-        for b, blk in enumerate(stage.blocks):
-            stride = stage.stride if b == 0 else 1
-            cfg = LayerConfig("block", h, cin, stage.channel, expanded_channels(cin, blk.expansion), blk.kernel, stride)
-            x = g.block(x, cfg, f"stage.{si}.{b}")
-            cin, h = stage.channel, (h - 1) // stride + 1
-        features.append((x, stage.channel, h))
-    head, head_c, head_h = features[-1]
+    tensors: dict[str, str] = {"image": "image"}
     outputs = []
-    out_channels = [2 * num_joints, num_joints]
-    for i, width in enumerate(arch.deconv_setting):
-        raw, raw_c, _ = features[-i - 2]
-        a = g.deconv(head, f"deconv_refined.{i}.weight", head_c, width)
-        b_ = g.deconv(raw, f"deconv_raw.{i}.weight", raw_c, width)
-        head, head_c, head_h = g.fuse(a, b_, width, f"deconv_bnrelu.{i}"), width, 2 * head_h
-        if i > 0:
-            j = i - 1
-            skip, skip_c, skip_h = features[-i - 3]
-            r = g.final(head, LayerConfig("final", head_h, head_c, out_channels[j], 0, FINAL_KERNEL), f"final_refined.{j}")
-            w = g.final(skip, LayerConfig("final", skip_h, skip_c, out_channels[j], 0, FINAL_KERNEL), f"final_raw.{j}")
-            outputs.append((g.node("Add", [r, w], f"output.{j}"), (1, out_channels[j], head_h, head_h)))
-    return g.model([("image", (1, 3, s, s))], outputs, "litepose")
+    features = plan.feature_producers()
+    for layer in plan.layers:
+        ins = [tensors[name] for name in layer.inputs]
+        side = layer.h_out if layer.kind in ("fuse", "add") else layer.h_in
+        cfg = LayerConfig(layer.kind, side, layer.cin, layer.cout, layer.mid, layer.kernel, layer.stride)
+        if layer.kind == "stem":
+            out = g.stem(ins[0], cfg, layer.name)
+        elif layer.kind == "block":
+            out = g.block(ins[0], cfg, layer.name)
+        elif layer.kind == "deconv":
+            out = g.deconv(ins[0], f"{layer.name}.weight", layer.cin, layer.cout)
+        elif layer.kind == "fuse":
+            out = g.fuse(ins[0], ins[1], layer.cout, layer.name)
+        elif layer.kind == "final":
+            out = g.final(ins[0], cfg, layer.name)
+        else:  # add: one output of the network
+            out = g.node("Add", ins, layer.name)
+            outputs.append((out, (1, layer.cout, layer.h_out, layer.h_out)))
+        tensors[layer.name] = out
+        if layer.name in features:
+            tensors[features[layer.name]] = out
+    return g.model([("image", (1, 3, arch.img_size, arch.img_size))], outputs, "litepose")
+

@@ -5,56 +5,42 @@ import torch
 from torch import Tensor, nn
 
 from ..space.arch import Arch
-from ..space.structure import STEM_KERNEL, expanded_channels
+from ..space.plan import network_plan
 from .layers import ConvBNAct, InvertedResidual, SepConv, batch_norm, deconv
-
-STEM_MID_CHANNELS = 32
 
 
 class LitePose(nn.Module):
-    """Single-branch backbone + fusion deconv head.
+    """Single-branch backbone + fusion deconv head, built from the architecture's
+    :class:`~litepose_nas.space.plan.NetworkPlan`.
 
-    ``forward`` returns ``[N, 2J, S/4, S/4]`` (J heatmaps then J tag maps) and ``[N, J, S/2, S/2]``.
+    ``forward`` returns one tensor per output of the plan; for the Lite Pose shape
+    ``[N, 2J, S/4, S/4]`` (J heatmaps then J tag maps) and ``[N, J, S/2, S/2]``.
     """
 
-    def __init__(self, arch: Arch, num_joints: int = 17, stem_mid_channels: int = STEM_MID_CHANNELS) -> None:
+    def __init__(self, arch: Arch, num_joints: int = 17) -> None:
         super().__init__()
-        if num_joints <= 0:
-            raise ValueError(f"num_joints must be positive, got {num_joints}")
+        plan = network_plan(arch, num_joints)
         self.arch = arch
         self.num_joints = num_joints
-        mid = stem_mid_channels
+        self.wiring = plan.wiring
+        stem = plan.layer("first")
         self.first = nn.Sequential(
-            ConvBNAct(3, mid, STEM_KERNEL, 2),
-            ConvBNAct(mid, mid, STEM_KERNEL, 1, groups=mid),
-            nn.Conv2d(mid, arch.input_channel, 1, bias=False),
-            batch_norm(arch.input_channel),
+            ConvBNAct(stem.cin, stem.mid, stem.kernel, stem.stride),
+            ConvBNAct(stem.mid, stem.mid, stem.kernel, 1, groups=stem.mid),
+            nn.Conv2d(stem.mid, stem.cout, 1, bias=False),
+            batch_norm(stem.cout),
         )
-        stages = []
-        in_ch = arch.input_channel
-        feature_channels = [arch.input_channel]
-        for stage in arch.stages:
-            blocks = []
-            for b, block in enumerate(stage.blocks):
-                stride = stage.stride if b == 0 else 1
-                blocks.append(
-                    InvertedResidual(in_ch, stage.channel, expanded_channels(in_ch, block.expansion), block.kernel, stride)
-                )
-                in_ch = stage.channel
-            stages.append(nn.Sequential(*blocks))
-            feature_channels.append(stage.channel)
-        self.stage = nn.ModuleList(stages)
-
-        head = arch.deconv_setting
-        refined_in = [feature_channels[-1], head[0], head[1]]
-        raw_in = [feature_channels[-i - 2] for i in range(len(head))]
-        self.deconv_refined = nn.ModuleList(deconv(refined_in[i], head[i]) for i in range(len(head)))
-        self.deconv_raw = nn.ModuleList(deconv(raw_in[i], head[i]) for i in range(len(head)))
-        self.deconv_bnrelu = nn.ModuleList(nn.Sequential(batch_norm(w), nn.ReLU()) for w in head)
-        # final layer j follows head layer j + 1: 1/4 scale (heatmaps + tags), then 1/2 (heatmaps)
-        out_channels = [2 * num_joints, num_joints]
-        self.final_refined = nn.ModuleList(SepConv(head[j + 1], out_channels[j]) for j in range(2))
-        self.final_raw = nn.ModuleList(SepConv(feature_channels[-j - 4], out_channels[j]) for j in range(2))
+        self.stage = nn.ModuleList(
+            nn.Sequential(*(InvertedResidual(b.cin, b.cout, b.mid, b.kernel, b.stride) for b in blocks))
+            for blocks in plan.stage_blocks
+        )
+        deconvs = plan.of_kind("deconv")
+        self.deconv_refined = nn.ModuleList(deconv(d.cin, d.cout) for d in deconvs if d.name.startswith("deconv_refined"))
+        self.deconv_raw = nn.ModuleList(deconv(d.cin, d.cout) for d in deconvs if d.name.startswith("deconv_raw"))
+        self.deconv_bnrelu = nn.ModuleList(nn.Sequential(batch_norm(f.cout), nn.ReLU()) for f in plan.of_kind("fuse"))
+        finals = plan.of_kind("final")
+        self.final_refined = nn.ModuleList(SepConv(f.cin, f.cout, f.kernel) for f in finals if f.name.startswith("final_refined"))
+        self.final_raw = nn.ModuleList(SepConv(f.cin, f.cout, f.kernel) for f in finals if f.name.startswith("final_raw"))
         _init_weights(self)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -63,12 +49,14 @@ class LitePose(nn.Module):
         for stage in self.stage:
             x = stage(x)
             features.append(x)
+        w = self.wiring
         head = features[-1]
         outputs = []
         for i in range(len(self.deconv_refined)):
-            head = self.deconv_bnrelu[i](self.deconv_refined[i](head) + self.deconv_raw[i](features[-i - 2]))
-            if i > 0:
-                outputs.append(self.final_refined[i - 1](head) + self.final_raw[i - 1](features[-i - 3]))
+            head = self.deconv_bnrelu[i](self.deconv_refined[i](head) + self.deconv_raw[i](features[w.raw_sources[i]]))
+            j = w.level_of_output(i)
+            if j is not None:
+                outputs.append(self.final_refined[j](head) + self.final_raw[j](features[w.skip_sources[j]]))
         return outputs
 
 
@@ -96,5 +84,5 @@ def count_parameters(model: nn.Module) -> int:
 @torch.no_grad()
 def output_shapes(arch: Arch, num_joints: int, batch: int = 1) -> list[tuple[int, ...]]:
     """Expected output shapes at the architecture's own resolution."""
-    s = arch.img_size
-    return [(batch, 2 * num_joints, s // 4, s // 4), (batch, num_joints, s // 2, s // 2)]
+    w, s = arch.wiring, arch.img_size
+    return [(batch, c, s // st, s // st) for c, st in zip(w.output_channels(num_joints), w.output_strides)]

@@ -118,7 +118,7 @@ def _derived_seed(*parts: int) -> int:
 # ---------------------------------------------------------------------- one worker on one study
 def run_study(problem: Problem, storage_url: str | None, study_name: str, n_trials: int, seed: int,
               limit: float, multi_objective: bool, population: int, worker: int = 0, progress: bool = False,
-              storage=None):
+              storage=None, sampler=None):
     """Add trials to ``study_name`` until it holds ``n_trials`` COMPLETE trials (all workers)."""
     import optuna
     from optuna.trial import TrialState
@@ -139,7 +139,9 @@ def run_study(problem: Problem, storage_url: str | None, study_name: str, n_tria
     # a fresh study with one worker uses the seed itself (deterministic); resumed runs and extra
     # workers get derived seeds so they do not replay the first run's proposals
     sampler_seed = seed if existing == 0 and worker == 0 else _derived_seed(seed, existing, worker)
-    if multi_objective:
+    if sampler is not None:
+        pass  # the caller's sampler (OptunaSearcher(sampler=...)) as given
+    elif multi_objective:
         sampler = optuna.samplers.NSGAIISampler(population_size=population, seed=sampler_seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=sampler_seed, multivariate=True, n_startup_trials=min(20, max(5, n_trials // 10)))
@@ -174,14 +176,17 @@ def run_study(problem: Problem, storage_url: str | None, study_name: str, n_tria
     return study
 
 
-def _worker_entry(problem, storage_url, study_name, n_trials, seed, limit, multi_objective, population, worker):
-    run_study(problem, storage_url, study_name, n_trials, seed, limit, multi_objective, population, worker)
+def _worker_entry(problem, storage_url, study_name, n_trials, seed, limit, multi_objective, population, worker,
+                  sampler=None):
+    run_study(problem, storage_url, study_name, n_trials, seed, limit, multi_objective, population, worker,
+              sampler=sampler)
 
 
 def _run_workers(workers: int, problem: Problem, storage_url: str | None, study_name: str, n_trials: int, seed: int,
-                 limit: float, multi_objective: bool, population: int, progress: bool) -> None:
+                 limit: float, multi_objective: bool, population: int, progress: bool, sampler=None) -> None:
     if workers <= 1:
-        run_study(problem, storage_url, study_name, n_trials, seed, limit, multi_objective, population, 0, progress)
+        run_study(problem, storage_url, study_name, n_trials, seed, limit, multi_objective, population, 0, progress,
+                  sampler=sampler)
         return
     import multiprocessing as mp
 
@@ -189,11 +194,13 @@ def _run_workers(workers: int, problem: Problem, storage_url: str | None, study_
     run_study(problem, storage_url, study_name, 0, seed, limit, multi_objective, population)
     ctx = mp.get_context("fork")  # the problem holds closures (not picklable): fork shares them
     procs = [ctx.Process(target=_worker_entry, args=(problem, storage_url, study_name, n_trials, seed, limit,
-                                                      multi_objective, population, w)) for w in range(1, workers)]
+                                                      multi_objective, population, w, sampler))
+             for w in range(1, workers)]
     for p in procs:
         p.start()
     try:
-        run_study(problem, storage_url, study_name, n_trials, seed, limit, multi_objective, population, 0, progress)
+        run_study(problem, storage_url, study_name, n_trials, seed, limit, multi_objective, population, 0, progress,
+                  sampler=sampler)
     finally:
         for p in procs:
             p.join()
@@ -207,8 +214,9 @@ def _run_workers(workers: int, problem: Problem, storage_url: str | None, study_
 # ---------------------------------------------------------------------- the searcher
 def optuna_search(problem: Problem, limits: Sequence[float], budget: SearchBudget, seed: int, *,
                   storage: str | None = None, study_name: str | None = None, multi_objective: bool = False,
-                  workers: int = 1, progress: bool = False) -> SearchResult:
-    """TPE per limit (or NSGA-II over all limits); trials = ``budget.n_evaluations`` per limit."""
+                  workers: int = 1, progress: bool = False, sampler: Any = None) -> SearchResult:
+    """TPE per limit (or NSGA-II over all limits; or the given optuna ``sampler``); trials =
+    ``budget.n_evaluations`` per limit."""
     import optuna
     from optuna.trial import TrialState
 
@@ -231,9 +239,11 @@ def optuna_search(problem: Problem, limits: Sequence[float], budget: SearchBudge
     studies = []
     for name, limit, n_trials in plan:
         if shared is not None:
-            run_study(problem, None, name, n_trials, seed, limit, multi_objective, budget.population, 0, progress, storage=shared)
+            run_study(problem, None, name, n_trials, seed, limit, multi_objective, budget.population, 0, progress,
+                      storage=shared, sampler=sampler)
         else:
-            _run_workers(workers, problem, url, name, n_trials, seed, limit, multi_objective, budget.population, progress)
+            _run_workers(workers, problem, url, name, n_trials, seed, limit, multi_objective, budget.population,
+                         progress, sampler)
         store = shared if shared is not None else open_storage(url)
         studies.append(optuna.load_study(study_name=name, storage=store))
 
@@ -253,6 +263,7 @@ def optuna_search(problem: Problem, limits: Sequence[float], budget: SearchBudge
         history.extend({"study": name, "limit": limit, "trial": int(i + 1), "best": float(best[i])}
                        for i in range(step - 1, len(trials), step) if np.isfinite(best[i]))
     info = {"storage": mask_url(url), "studies": [p[0] for p in plan], "workers": workers,
-            "sampler": "NSGAIISampler" if multi_objective else "TPESampler(multivariate)",
+            "sampler": type(sampler).__name__ if sampler is not None
+            else "NSGAIISampler" if multi_objective else "TPESampler(multivariate)",
             "trials": [len(s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) for s in studies]}
     return problem.result(f"optuna-{mode}", limits, seed, budget, history, time.perf_counter() - start, info)

@@ -15,12 +15,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ArchError
 
+if TYPE_CHECKING:
+    from .plan import Wiring
+
 CHANNEL_DIVISOR = 8
-NUM_HEAD_LAYERS = 3
+# the stem's first conv width: fixed in the original design, so its JSON files omit it
+DEFAULT_STEM_MID_CHANNELS = 32
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,17 @@ class Stage:
 
 @dataclass(frozen=True)
 class Arch:
-    """A subnet: input resolution, stem width, backbone stages and head widths."""
+    """A subnet: input resolution, stem width, backbone stages and head widths.
+
+    ``stem_mid_channels`` is the width of the stem's first two convs (``input_channel`` is the
+    stem's output width); written to JSON only when it differs from the original's 32.
+    """
 
     img_size: int
     input_channel: int
     deconv_setting: tuple[int, ...]
     stages: tuple[Stage, ...]
+    stem_mid_channels: int = DEFAULT_STEM_MID_CHANNELS
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -61,9 +70,11 @@ class Arch:
         input_channel: int,
         deconv_setting: Sequence[int],
         stages: Sequence[tuple[int, int, Sequence[tuple[int, int]]]],
+        stem_mid_channels: int = DEFAULT_STEM_MID_CHANNELS,
     ) -> "Arch":
         """Build from plain values: ``stages`` holds ``(channel, stride, [(expansion, kernel), ...])``."""
         return cls(
+            stem_mid_channels=int(stem_mid_channels),
             img_size=int(img_size),
             input_channel=int(input_channel),
             deconv_setting=tuple(int(w) for w in deconv_setting),
@@ -90,10 +101,11 @@ class Arch:
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
-        """The original repository's dict, keys in its order."""
-        return {
-            "img_size": self.img_size,
-            "input_channel": self.input_channel,
+        """The original repository's dict, keys in its order (``stem_mid_channels`` only when not 32)."""
+        out: dict[str, Any] = {"img_size": self.img_size, "input_channel": self.input_channel}
+        if self.stem_mid_channels != DEFAULT_STEM_MID_CHANNELS:
+            out["stem_mid_channels"] = self.stem_mid_channels
+        return out | {
             "deconv_setting": list(self.deconv_setting),
             "backbone_setting": [
                 {
@@ -116,6 +128,18 @@ class Arch:
         return text
 
     # ------------------------------------------------------------------ views
+    @property
+    def wiring(self) -> "Wiring":
+        """The network's topology (see :mod:`litepose_nas.space.plan`)."""
+        from .plan import wiring
+
+        return wiring(self.strides, len(self.deconv_setting))
+
+    @property
+    def total_stride(self) -> int:
+        """Input sizes must be a multiple of this."""
+        return self.wiring.total_stride
+
     @property
     def depths(self) -> tuple[int, ...]:
         return tuple(stage.num_blocks for stage in self.stages)
@@ -140,8 +164,9 @@ class Arch:
         kernels = sorted({b.kernel for s in self.stages for b in s.blocks})
         exps = sorted({b.expansion for s in self.stages for b in s.blocks})
         head = "-".join(str(w) for w in self.deconv_setting)
+        mid = "" if self.stem_mid_channels == DEFAULT_STEM_MID_CHANNELS else f"/{self.stem_mid_channels}"
         return (
-            f"{self.img_size}px stem{self.input_channel} {stages} head{head} "
+            f"{self.img_size}px stem{self.input_channel}{mid} {stages} head{head} "
             f"k{','.join(map(str, kernels))} e{','.join(map(str, exps))}"
         )
 
@@ -171,6 +196,7 @@ def _read_file(path: Path) -> tuple[str, str]:
 
 
 _TOP_KEYS = ("img_size", "input_channel", "deconv_setting", "backbone_setting")
+_OPTIONAL_KEYS = ("stem_mid_channels",)
 _STAGE_KEYS = ("num_blocks", "stride", "channel", "block_setting")
 
 
@@ -189,24 +215,28 @@ def _channel_field(value: Any, where: str) -> int:
     return value
 
 
-def _check_keys(obj: Any, keys: Sequence[str], where: str) -> None:
+def _check_keys(obj: Any, keys: Sequence[str], where: str, optional: Sequence[str] = ()) -> None:
     if not isinstance(obj, dict):
         raise ArchError(f"{where}: expected a JSON object with keys {', '.join(keys)}, got {type(obj).__name__}")
     missing = [k for k in keys if k not in obj]
     if missing:
         raise ArchError(f"{where}: missing key {missing[0]!r} (required: {', '.join(keys)})")
-    extra = [k for k in obj if k not in keys]
+    extra = [k for k in obj if k not in keys and k not in optional]
     if extra:
-        raise ArchError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(keys)})")
+        raise ArchError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join((*keys, *optional))})")
 
 
 def _parse_arch(data: Any, source: str) -> Arch:
-    _check_keys(data, _TOP_KEYS, source)
+    from .plan import MAX_HEAD_LEVELS, MIN_HEAD_LEVELS, wiring
+
+    _check_keys(data, _TOP_KEYS, source, _OPTIONAL_KEYS)
     img_size = _int_field(data["img_size"], f"{source}: img_size")
     input_channel = _channel_field(data["input_channel"], f"{source}: input_channel")
+    stem_mid = _int_field(data.get("stem_mid_channels", DEFAULT_STEM_MID_CHANNELS), f"{source}: stem_mid_channels")
     deconv = data["deconv_setting"]
-    if not isinstance(deconv, list) or len(deconv) != NUM_HEAD_LAYERS:
-        raise ArchError(f"{source}: deconv_setting must be a list of {NUM_HEAD_LAYERS} widths, got {deconv!r}")
+    if not isinstance(deconv, list) or not MIN_HEAD_LEVELS <= len(deconv) <= MAX_HEAD_LEVELS:
+        raise ArchError(f"{source}: deconv_setting must be a list of {MIN_HEAD_LEVELS} to {MAX_HEAD_LEVELS} "
+                        f"widths, got {deconv!r}")
     deconv_setting = tuple(_channel_field(w, f"{source}: deconv_setting[{i}]") for i, w in enumerate(deconv))
     backbone = data["backbone_setting"]
     if not isinstance(backbone, list) or not backbone:
@@ -238,4 +268,5 @@ def _parse_arch(data: Any, source: str) -> Arch:
                 raise ArchError(f"{bwhere} kernel: {kernel} is even (kernels must be odd)")
             blocks.append(Block(expansion, kernel))
         stages.append(Stage(channel, stride, tuple(blocks)))
-    return Arch(img_size, input_channel, deconv_setting, tuple(stages))
+    wiring([st.stride for st in stages], len(deconv_setting), where=source)
+    return Arch(img_size, input_channel, deconv_setting, tuple(stages), stem_mid)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArchError, SpaceError
-from .arch import CHANNEL_DIVISOR, NUM_HEAD_LAYERS, Arch, Block, Stage
+from .arch import CHANNEL_DIVISOR, DEFAULT_STEM_MID_CHANNELS, Arch, Block, Stage
+from .plan import MAX_HEAD_LEVELS, MIN_HEAD_LEVELS, SPACE_FIELDS, Wiring, wiring
 
 INACTIVE = -1
 
@@ -66,8 +67,9 @@ class ArchArrays:
     depth: np.ndarray  # [N, S]
     kernel: np.ndarray  # [N, S, D]
     expansion: np.ndarray  # [N, S, D]
-    head: np.ndarray  # [N, 3]
+    head: np.ndarray  # [N, head levels]
     strides: tuple[int, ...]
+    stem_mid: np.ndarray  # [N] width of the stem's first convs
 
     def __len__(self) -> int:
         return int(self.resolution.shape[0])
@@ -78,9 +80,10 @@ class ArchArrays:
         archs = list(archs)
         if not archs:
             raise ArchError("no architectures given")
+        shape = (archs[0].strides, len(archs[0].deconv_setting))
+        if any((a.strides, len(a.deconv_setting)) != shape for a in archs):
+            raise ArchError("architectures with different stage strides or head levels cannot be batched")
         num_stages = len(archs[0].stages)
-        if any(len(a.stages) != num_stages for a in archs):
-            raise ArchError("architectures with different numbers of stages cannot be batched")
         max_depth = max(max(a.depths) for a in archs)
         kernel = np.zeros((len(archs), num_stages, max_depth), dtype=np.int64)
         expansion = np.zeros_like(kernel)
@@ -97,7 +100,14 @@ class ArchArrays:
             expansion=expansion,
             head=np.array([a.deconv_setting for a in archs], dtype=np.int64),
             strides=archs[0].strides,
+            stem_mid=np.array([a.stem_mid_channels for a in archs], dtype=np.int64),
         )
+
+    def with_stem_mid(self, stem_mid: int | None) -> "ArchArrays":
+        """These architectures with another stem width (None: unchanged)."""
+        if stem_mid is None:
+            return self
+        return replace(self, stem_mid=np.full(len(self), stem_mid, dtype=np.int64))
 
     @property
     def active(self) -> np.ndarray:
@@ -116,7 +126,7 @@ class SearchSpace:
     stem_widths: tuple[int, ...]
     stages: tuple[StageSpace, ...]
     head_widths: tuple[tuple[int, ...], ...]
-    stem_mid_channels: int = 32
+    stem_mid_channels: int = DEFAULT_STEM_MID_CHANNELS
     description: str = ""
     dimensions: tuple[Dimension, ...] = field(init=False, repr=False, compare=False)
 
@@ -133,7 +143,7 @@ class SearchSpace:
         stem_widths: Sequence[int],
         stages: Sequence[dict[str, Any] | StageSpace],
         head_widths: Sequence[Sequence[int]],
-        stem_mid_channels: int = 32,
+        stem_mid_channels: int = DEFAULT_STEM_MID_CHANNELS,
         description: str = "",
     ) -> "SearchSpace":
         """Build a space in code; ``stages`` items are :class:`StageSpace` or dicts with keys
@@ -202,6 +212,17 @@ class SearchSpace:
         return len(self.stages)
 
     @property
+    def wiring(self) -> Wiring:
+        """The topology every architecture of this space shares (see :mod:`litepose_nas.space.plan`)."""
+        return wiring([s.stride for s in self.stages], len(self.head_widths), where=f"search space '{self.name}'",
+                      fields=SPACE_FIELDS, error=SpaceError)
+
+    @property
+    def total_stride(self) -> int:
+        """Resolutions must be a multiple of this (the network's total stride)."""
+        return self.wiring.total_stride
+
+    @property
     def max_depth(self) -> int:
         return max(s.max_depth for s in self.stages)
 
@@ -234,6 +255,7 @@ class SearchSpace:
                 (pick(s.widths), s.stride, [(pick(s.expansions), pick(s.kernels))] * pick(s.depths))
                 for s in self.stages
             ],
+            stem_mid_channels=self.stem_mid_channels,
         )
 
     # ------------------------------------------------------------------ validation
@@ -250,6 +272,10 @@ class SearchSpace:
 
         check(arch.img_size, self.resolutions, "img_size")
         check(arch.input_channel, self.stem_widths, "input_channel")
+        check(arch.stem_mid_channels, (self.stem_mid_channels,), "stem_mid_channels")
+        if len(arch.deconv_setting) != len(self.head_widths):
+            raise ArchError(f"{where}: deconv_setting has {len(arch.deconv_setting)} widths, space '{self.name}' "
+                            f"has {len(self.head_widths)} head levels")
         if len(arch.stages) != self.num_stages:
             raise ArchError(
                 f"{where}: backbone_setting has {len(arch.stages)} stages, space '{self.name}' has {self.num_stages}"
@@ -304,7 +330,8 @@ class SearchSpace:
             stages.append((values[f"stage{s}.width"], sspace.stride, blocks))
         return Arch.create(
             values["resolution"], values["stem.width"],
-            [values[f"head{i}.width"] for i in range(NUM_HEAD_LAYERS)], stages,
+            [values[f"head{i}.width"] for i in range(len(self.head_widths))], stages,
+            stem_mid_channels=self.stem_mid_channels,
         )
 
     def check_encoded(self, encoded: np.ndarray) -> None:
@@ -390,6 +417,7 @@ class SearchSpace:
             expansion=expansion,
             head=values[:, [i for i, k in enumerate(kinds) if k == "head"]],
             strides=tuple(st.stride for st in self.stages),
+            stem_mid=np.full(n, self.stem_mid_channels, dtype=np.int64),
         )
 
     # ------------------------------------------------------------------ sampling and variation
@@ -590,8 +618,10 @@ def _parse_space(data: Any, source: str) -> SearchSpace:
             )
         )
     head = data["head"]
-    if not isinstance(head, dict) or not isinstance(head.get("widths"), list) or len(head["widths"]) != NUM_HEAD_LAYERS:
-        raise SpaceError(f"{source}: head.widths must list the choices of each of the {NUM_HEAD_LAYERS} deconv layers")
+    if not isinstance(head, dict) or not isinstance(head.get("widths"), list) or \
+            not MIN_HEAD_LEVELS <= len(head["widths"]) <= MAX_HEAD_LEVELS:
+        raise SpaceError(f"{source}: head.widths must list the width choices of each deconv level "
+                         f"({MIN_HEAD_LEVELS} to {MAX_HEAD_LEVELS} levels)")
     mid = stem.get("mid_channels", 32)
     if isinstance(mid, bool) or not isinstance(mid, int) or mid <= 0:
         raise SpaceError(f"{source}: stem.mid_channels must be a positive integer, got {mid!r}")
@@ -610,7 +640,7 @@ def _parse_space(data: Any, source: str) -> SearchSpace:
 
 
 def _validate_space(space: SearchSpace) -> None:
-    downsample = 2 * 2 ** sum(1 for s in space.stages if s.stride == 2)
+    downsample = space.wiring.total_stride  # also checks the stage count, strides and head levels
     for r in space.resolutions:
         if r % downsample:
             raise SpaceError(
@@ -618,12 +648,3 @@ def _validate_space(space: SearchSpace) -> None:
             )
     if math.prod(len(w) for w in space.head_widths) == 0:
         raise SpaceError(f"search space '{space.name}': empty head choices")
-    # The head fuses the last three backbone scales: stages after the first three stride-2 stages
-    # must keep the 1/16 scale (the original layout: strides 2, 2, 2, 1).
-    if len(space.stages) != 4:
-        raise SpaceError(
-            f"search space '{space.name}': {len(space.stages)} stages; the LitePose head needs exactly 4 (strides 2, 2, 2, 1)"
-        )
-    strides = tuple(s.stride for s in space.stages)
-    if strides != (2, 2, 2, 1):
-        raise SpaceError(f"search space '{space.name}': stage strides {strides}, the LitePose head needs (2, 2, 2, 1)")

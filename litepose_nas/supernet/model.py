@@ -20,7 +20,8 @@ from ..models.layers import ConvBNAct
 from ..models.litepose import LitePose
 from ..space.arch import Arch
 from ..space.search_space import SearchSpace
-from ..space.structure import STEM_KERNEL, expanded_channels
+from ..space.plan import network_plan
+from ..space.structure import expanded_channels
 from .block import SuperInvertedResidual
 from .layers import DynamicBatchNorm2d, DynamicConv2d, DynamicConvTranspose2d, DynamicSepConv
 
@@ -49,7 +50,7 @@ class SuperLitePose(nn.Module):
     """The weight-sharing supernet of a search space.
 
     ``supernet(x, arch)`` runs ``arch`` (any architecture that fits the largest network; the input
-    size is free, a multiple of 32); ``supernet(x)`` runs the active one (:meth:`set_active`,
+    size is free, a multiple of the network's total stride); ``supernet(x)`` runs the active one (:meth:`set_active`,
     initially the largest). Outputs are those of :class:`~litepose_nas.models.LitePose`:
     ``[N, 2J, S/4, S/4]`` and ``[N, J, S/2, S/2]``.
     """
@@ -62,41 +63,39 @@ class SuperLitePose(nn.Module):
         self.num_joints = num_joints
         self.max_arch = space.largest()
         self.stem_mid_channels = space.stem_mid_channels
-        largest = self.max_arch
-        mid = self.stem_mid_channels
+        # the largest network's plan: every elastic layer holds its largest tensor
+        largest = network_plan(self.max_arch, num_joints)
+        self.wiring = largest.wiring
+        stem = largest.layer("first")
         self.first = nn.Sequential(
-            ConvBNAct(3, mid, STEM_KERNEL, 2),
-            ConvBNAct(mid, mid, STEM_KERNEL, 1, groups=mid),
-            DynamicConv2d(mid, largest.input_channel, 1),
-            DynamicBatchNorm2d(largest.input_channel),
+            ConvBNAct(stem.cin, stem.mid, stem.kernel, stem.stride),
+            ConvBNAct(stem.mid, stem.mid, stem.kernel, 1, groups=stem.mid),
+            DynamicConv2d(stem.mid, stem.cout, 1),
+            DynamicBatchNorm2d(stem.cout),
         )
         stages = []
-        in_ch = largest.input_channel
-        feature_channels = [in_ch]
-        for sspace, stage in zip(space.stages, largest.stages):
+        for sspace, blocks in zip(space.stages, largest.stage_blocks):
             max_kernel = max(sspace.kernels)
             max_expansion = max(sspace.expansions)
-            blocks = []
-            for b in range(stage.num_blocks):
-                stride = stage.stride if b == 0 else 1
-                mid_ch = expanded_channels(in_ch, max_expansion)
-                blocks.append(SuperInvertedResidual(in_ch, stage.channel, mid_ch, max_kernel, stride))
-                in_ch = stage.channel
-            stages.append(nn.Sequential(*blocks))
-            feature_channels.append(stage.channel)
+            stages.append(nn.Sequential(*(
+                SuperInvertedResidual(b.cin, b.cout, expanded_channels(b.cin, max_expansion), max_kernel, b.stride)
+                for b in blocks
+            )))
         self.stage = nn.ModuleList(stages)
-
-        head = largest.deconv_setting
-        refined_in = [feature_channels[-1], head[0], head[1]]
-        raw_in = [feature_channels[-i - 2] for i in range(len(head))]
-        self.deconv_refined = nn.ModuleList(DynamicConvTranspose2d(refined_in[i], head[i]) for i in range(len(head)))
-        self.deconv_raw = nn.ModuleList(DynamicConvTranspose2d(raw_in[i], head[i]) for i in range(len(head)))
-        self.deconv_bnrelu = nn.ModuleList(nn.Sequential(DynamicBatchNorm2d(w), nn.ReLU()) for w in head)
-        out_channels = [2 * num_joints, num_joints]
-        self.final_refined = nn.ModuleList(DynamicSepConv(head[j + 1], out_channels[j]) for j in range(2))
-        self.final_raw = nn.ModuleList(DynamicSepConv(feature_channels[-j - 4], out_channels[j]) for j in range(2))
+        deconvs = largest.of_kind("deconv")
+        self.deconv_refined = nn.ModuleList(
+            DynamicConvTranspose2d(d.cin, d.cout) for d in deconvs if d.name.startswith("deconv_refined"))
+        self.deconv_raw = nn.ModuleList(
+            DynamicConvTranspose2d(d.cin, d.cout) for d in deconvs if d.name.startswith("deconv_raw"))
+        self.deconv_bnrelu = nn.ModuleList(
+            nn.Sequential(DynamicBatchNorm2d(f.cout), nn.ReLU()) for f in largest.of_kind("fuse"))
+        finals = largest.of_kind("final")
+        self.final_refined = nn.ModuleList(
+            DynamicSepConv(f.cin, f.cout, f.kernel) for f in finals if f.name.startswith("final_refined"))
+        self.final_raw = nn.ModuleList(
+            DynamicSepConv(f.cin, f.cout, f.kernel) for f in finals if f.name.startswith("final_raw"))
         self._init_weights()
-        self._plan: SubnetPlan = self.plan(largest)
+        self._plan: SubnetPlan = self.plan(self.max_arch)
 
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()
@@ -134,6 +133,9 @@ class SuperLitePose(nn.Module):
         """Resolve ``arch`` against this supernet; :class:`ArchError` names the first field that does not fit."""
         largest = self.max_arch
         where = "architecture"
+        if arch.stem_mid_channels != largest.stem_mid_channels:
+            raise ArchError(f"{where}: stem_mid_channels {arch.stem_mid_channels} does not fit the supernet "
+                            f"(allowed: {largest.stem_mid_channels})")
 
         def fits(value: int, limit: int, field: str) -> None:
             if not 0 < value <= limit:
@@ -195,13 +197,15 @@ class SuperLitePose(nn.Module):
             for module, bp in zip(stage, blocks):
                 x = module(x, bp.out_channels, bp.kernel, bp.mid_channels, bp.residual)
             features.append(x)
+        w = self.wiring
         head = features[-1]
         outputs = []
         for i, width in enumerate(plan.head):
-            y = self.deconv_refined[i](head, width) + self.deconv_raw[i](features[-i - 2], width)
+            y = self.deconv_refined[i](head, width) + self.deconv_raw[i](features[w.raw_sources[i]], width)
             head = F.relu(self.deconv_bnrelu[i][0](y), inplace=True)
-            if i > 0:
-                outputs.append(self.final_refined[i - 1](head) + self.final_raw[i - 1](features[-i - 3]))
+            j = w.level_of_output(i)
+            if j is not None:
+                outputs.append(self.final_refined[j](head) + self.final_raw[j](features[w.skip_sources[j]]))
         return outputs
 
     # ------------------------------------------------------------------ extraction
@@ -209,7 +213,7 @@ class SuperLitePose(nn.Module):
     def subnet_state_dict(self, arch: Arch) -> dict[str, Tensor]:
         """The static network's state_dict of ``arch`` (original ``pose_mobilenet`` key names)."""
         plan = self.plan(arch)
-        target = LitePose(arch, self.num_joints, stem_mid_channels=self.stem_mid_channels).state_dict()
+        target = LitePose(arch, self.num_joints).state_dict()
         source = self.state_dict()
         kernels = {
             f"stage.{s}.{b}.depth_conv.0.weight": (self.stage[s][b], bp)
@@ -234,7 +238,7 @@ class SuperLitePose(nn.Module):
     def extract(self, arch: Arch) -> LitePose:
         """A standalone static :class:`LitePose` of ``arch`` with the supernet's weights (same outputs
         in eval mode; same train/eval mode, device and dtype as the supernet)."""
-        model = LitePose(arch, self.num_joints, stem_mid_channels=self.stem_mid_channels)
+        model = LitePose(arch, self.num_joints)
         model.load_state_dict(self.subnet_state_dict(arch), strict=True)
         ref = next(self.parameters())
         return model.to(device=ref.device, dtype=ref.dtype).train(self.training)

@@ -51,15 +51,16 @@ def importance_order(weight: Tensor, dim: int) -> Tensor:
 def channel_groups(net: nn.Module) -> list[ChannelGroup]:
     """The elastic channel groups of a :class:`~litepose_nas.supernet.SuperLitePose`."""
     stages = [list(stage) for stage in net.stage]
-    # consumers of each backbone feature [stem, s0, s1, s2, s3] in the head
+    # consumers of each backbone feature (stem, then each stage) in the head, from the plan's wiring
     raw_readers: dict[int, list[tuple[Tensor, int]]] = {f: [] for f in range(len(stages) + 1)}
     feature_sepconvs: dict[int, list[nn.Module]] = {f: [] for f in range(len(stages) + 1)}
     num_features = len(stages) + 1
+    wiring = net.wiring
     for i, deconv in enumerate(net.deconv_raw):
-        raw_readers[num_features - i - 2].append((deconv.weight, 0))
+        raw_readers[wiring.raw_sources[i]].append((deconv.weight, 0))
     raw_readers[num_features - 1].append((net.deconv_refined[0].weight, 0))
     for j, sep in enumerate(net.final_raw):
-        feature_sepconvs[num_features - j - 4].append(sep)
+        feature_sepconvs[wiring.skip_sources[j]].append(sep)
 
     groups: list[ChannelGroup] = []
     # backbone features: the stem output and each stage's output (a residual stream within a stage)
@@ -109,18 +110,19 @@ def channel_groups(net: nn.Module) -> list[ChannelGroup]:
     # head widths: deconv outputs, their BN, and the next deconv / final separable conv
     num_head = len(net.deconv_refined)
     for i in range(num_head):
+        j = wiring.level_of_output(i)
         if i + 1 < num_head:
             importance = (net.deconv_refined[i + 1].weight, 0)
         else:
-            importance = (net.final_refined[i - 1].conv[3].weight, 1)
+            importance = (net.final_refined[j].conv[3].weight, 1)
         group = ChannelGroup(f"head{i}", importance)
         group.members.append((net.deconv_refined[i].weight, 1))
         group.members.append((net.deconv_raw[i].weight, 1))
         group.add_bn(net.deconv_bnrelu[i][0])
         if i + 1 < num_head:
             group.members.append((net.deconv_refined[i + 1].weight, 0))
-        if i >= 1:
-            group.add_sepconv_input(net.final_refined[i - 1])
+        if j is not None:
+            group.add_sepconv_input(net.final_refined[j])
         groups.append(group)
     return groups
 

@@ -129,11 +129,14 @@ class TrainConfig:
             raise InputError(
                 f"training config: batch_size {self.batch_size} is not divisible by micro_batches {self.micro_batches}"
             )
+        stride = self.total_stride()
         for r in self.resolutions:
-            if r <= 0 or r % 32:
-                raise InputError(f"training config: resolution {r} must be a positive multiple of 32")
-        if self.val_resolution % 32:
-            raise InputError(f"training config: val_resolution {self.val_resolution} must be a multiple of 32")
+            if r <= 0 or r % stride:
+                raise InputError(f"training config: resolution {r} must be a positive multiple of {stride} "
+                                 "(the network's total stride)")
+        if self.val_resolution % stride:
+            raise InputError(f"training config: val_resolution {self.val_resolution} must be a multiple of {stride} "
+                             "(the network's total stride)")
         if any(not 0.0 < m <= 1.0 for m in self.milestones):
             raise InputError(f"training config: milestones {list(self.milestones)} must be fractions in (0, 1]")
         recipe = self.training_recipe()
@@ -175,6 +178,14 @@ class TrainConfig:
         from ..space import Arch
 
         return Arch.from_dict(self.arch, source="training config arch") if self.arch is not None else None
+
+    def total_stride(self) -> int:
+        """Input sizes must be a multiple of this: the network plan's total stride."""
+        network = self.search_space() if self.kind == "supernet" else self.architecture()
+        if network is None:
+            raise InputError(f"training config: a {self.kind} run needs "
+                             f"{'a search space' if self.kind == 'supernet' else 'an architecture'}")
+        return network.total_stride
 
     def train_resolutions(self) -> tuple[int, ...]:
         if self.resolutions:

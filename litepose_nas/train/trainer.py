@@ -111,7 +111,7 @@ def _init_subnet(arch, joints: int, path: str, arch_source: str | None = None) -
         from ..supernet import extract_subnet
 
         return extract_subnet(ck.model, arch, arch_source, str(path)).train()
-    model = LitePose(arch, joints, stem_mid_channels=ck.model.first[0][0].out_channels)
+    model = LitePose(arch, joints)
     check_state_dict(model.state_dict(), ck.model.state_dict(), path, f"the static LitePose of {arch.describe()}")
     model.load_state_dict(ck.model.state_dict(), strict=True)
     return model
@@ -273,9 +273,14 @@ class Trainer:
 
         source = open_dataset(cfg.data, cfg.dataset, cfg.train_split)
         resolutions = cfg.train_resolutions()
+        network = cfg.search_space() if cfg.kind == "supernet" else cfg.architecture()
+        output_strides = network.wiring.output_strides  # target maps at the plan's output scales
+        if cfg.gpu_resize and tuple(output_strides) != (4, 2):
+            raise InputError(f"training config: gpu_resize renders targets at 1/4 and 1/2 of the input; "
+                             f"this network's outputs are at strides {list(output_strides)}")
         datasets = {
-            r: PoseDataset(source, r, train=True, max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed,
-                           recipe=cfg.training_recipe())
+            r: PoseDataset(source, r, output_sizes=[r // st for st in output_strides], train=True,
+                           max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed, recipe=cfg.training_recipe())
             for r in ((max(resolutions),) if cfg.gpu_resize else resolutions)
         }
         self.train_source = source

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .keypoints import KeypointSpec
+from ..keypoints import KeypointSpec
 
 # An upright person of height 1 centred at the origin, +x = the person's left (image right).
 _TEMPLATE = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grouping import Candidates, as_tag_maps, original_joint_order
+from ..decode.grouping import Candidates, as_tag_maps, original_joint_order
 
 
 def hungarian(cost: np.ndarray) -> list[tuple[int, int]]:
