@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from litepose_nas.data import PoseDataset, open_dataset
 from litepose_nas.data.recipe import DEFAULT, ORIGINAL, RECIPES, Recipe, get_recipe
+from litepose_nas.space import SearchSpace, resolve_space_path
 from litepose_nas.data.targets import ae_joints, heatmaps
 from litepose_nas.data.transforms import crop_matrix, sample_params, scale_matrix
 from litepose_nas.errors import InputError
@@ -251,16 +252,18 @@ def test_recipe_registry_config_and_cli(tmp_path):
     assert set(RECIPES) == {"default", "original"} and get_recipe(None) is DEFAULT
     assert get_recipe(ORIGINAL.to_dict()) == ORIGINAL
     variant = DEFAULT.replace(name="v", targets="integer", augment=dict(scale_mode="window"))
-    cfg = TrainConfig(arch={}, kind="subnet", recipe=variant.to_dict())
+    arch = json.loads((Path(__file__).parents[1] / "search_spaces" / "published" / "search-XS.json").read_text())
+    space = SearchSpace.from_yaml(resolve_space_path("litepose")).to_dict()
+    cfg = TrainConfig(arch=arch, kind="subnet", recipe=variant.to_dict())
     back = TrainConfig.from_dict(json.loads(cfg.to_json()))
     assert back.training_recipe() == variant
-    assert TrainConfig(recipe="original", space={}).validate().training_recipe() is ORIGINAL
+    assert TrainConfig(recipe="original", space=space).validate().training_recipe() is ORIGINAL
     with pytest.raises(InputError, match="recipe 'exact' not allowed .*default, original"):
-        TrainConfig(recipe="exact", space={}).validate()
+        TrainConfig(recipe="exact", space=space).validate()
     with pytest.raises(InputError, match="targets 'round' not allowed"):
-        TrainConfig(recipe={**DEFAULT.to_dict(), "targets": "round"}, space={}).validate()
+        TrainConfig(recipe={**DEFAULT.to_dict(), "targets": "round"}, space=space).validate()
     with pytest.raises(InputError, match="unknown augment field"):
-        TrainConfig(recipe={**DEFAULT.to_dict(), "augment": {"zoom": 2}}, space={}).validate()
+        TrainConfig(recipe={**DEFAULT.to_dict(), "augment": {"zoom": 2}}, space=space).validate()
     from litepose_nas.cli import main
 
     for command in (["train", "--arch", "a.json"], ["train-supernet"]):
