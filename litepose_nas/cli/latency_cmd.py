@@ -21,8 +21,12 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         echo_json(items)
         return
-    rows = [[t["name"], t["device"], t["runtime"], t["provenance"], t["space"], t["source"], t["path"]] for t in items]
-    click.echo(format_table(rows, ["name", "device", "runtime", "provenance", "space", "source", "path"]))
+    rows = [[t["name"], t["device"], t["runtime"], t["provenance"], t["space"], t["source"],
+             "ok" if t["valid"] else "INVALID", t["path"]] for t in items]
+    click.echo(format_table(rows, ["name", "device", "runtime", "provenance", "space", "source", "status", "path"]))
+    for t in items:
+        if not t["valid"]:
+            click.echo(f"invalid: {t['error']}")
 
 
 @latency.command("show")

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArchError, SpaceError
+from ..io import read_text_bounded
 from .arch import CHANNEL_DIVISOR, NUM_HEAD_LAYERS, Arch, Block, Stage
 
 INACTIVE = -1
@@ -165,14 +166,13 @@ class SearchSpace:
         import yaml
 
         resolved = resolve_space_path(path)
-        try:
-            text = resolved.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpaceError(f"{resolved}: cannot read search space ({exc})") from None
+        text = read_text_bounded(resolved, "search space", SpaceError)
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise SpaceError(f"{resolved}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        except RecursionError:
+            raise SpaceError(f"{resolved}: YAML nested too deeply") from None
         return _parse_space(data, str(resolved))
 
     def to_dict(self) -> dict[str, Any]:
