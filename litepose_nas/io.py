@@ -215,3 +215,38 @@ def csv_rows(text: str, source: str, error: type[Exception] = ValueError, dict_r
                         f"(allowed: at most {CSV_FIELD_LIMIT})") from None
         raise error(f"{source}: line {line}: not valid CSV ({exc})") from None
     return rows
+
+
+def load_npz_bounded(path: str | os.PathLike, kind: str, error: type[Exception] = ValueError,
+                     limit: int | None = None) -> dict[str, Any]:
+    """The arrays of an ``.npz`` file, read without pickles, after checking each member's header:
+    a member whose shape claims more bytes than the member holds (or than the bound of ``kind``)
+    is refused before anything is allocated for it. Truncated or non-zip files are refused too."""
+    import io as _io
+    import zipfile
+
+    import numpy as np
+
+    limit = LIMITS[kind] if limit is None else limit
+    data = read_bytes_bounded(path, kind, error, limit)
+    try:
+        with zipfile.ZipFile(_io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if dtype.hasobject:
+                    raise error(f"{path}: not a safe numpy .npz file (member {info.filename} holds Python "
+                                "objects; pickles are not read)")
+                if need > info.file_size or need > limit:
+                    raise error(f"{path}: not a safe numpy .npz file (member {info.filename} claims {need} "
+                                f"bytes of {dtype} {tuple(shape)} but holds {info.file_size}: truncated or forged)")
+        with np.load(_io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, error):
+            raise
+        raise error(f"{path}: not a safe numpy .npz file ({type(exc).__name__}: {exc})") from None
