@@ -250,3 +250,28 @@ def load_npz_bounded(path: str | os.PathLike, kind: str, error: type[Exception] 
         if isinstance(exc, error):
             raise
         raise error(f"{path}: not a safe numpy .npz file ({type(exc).__name__}: {exc})") from None
+
+
+def check_output_path(path: str | os.PathLike, what: str = "output", error: type[Exception] = ValueError,
+                      folder: bool = False) -> Path:
+    """Check, before any work, that ``path`` (a file, or a folder with ``folder``) can be written:
+    no name too long, no file where a folder is needed, an existing folder on the way that is
+    writable, and not a folder where a file goes. Raises ``error`` as ``<path>: <problem>``."""
+    target = Path(path)
+    for part in target.parts:
+        if len(os.fsencode(part)) > 255:
+            raise error(f"{path}: a name in the {what} path is longer than 255 bytes (File name too long)")
+    if target.exists():
+        if folder and not target.is_dir():
+            raise error(f"{path}: {what} is a file, expected a folder")
+        if not folder and target.is_dir():
+            raise error(f"{path}: {what} is a folder, expected a file name")
+    parent = target if folder else target.parent
+    ancestor = parent.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise error(f"{path}: {ancestor} is a file, not a folder (Not a directory)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise error(f"{path}: cannot write the {what} in {ancestor} (Permission denied or read-only)")
+    return target
