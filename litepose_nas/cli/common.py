@@ -32,3 +32,21 @@ def format_table(rows: list[list[Any]], header: list[str]) -> str:
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def output_path(folder: bool = False):
+    """A click callback that checks an output path before the command's work starts (a name too
+    long, a file where a folder is needed, a read-only place): one line naming the option."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        from ..io import check_output_path
+
+        if value is not None:
+            try:
+                check_output_path(value, f"{param.opts[0]} {'folder' if folder else 'file'}", click.BadParameter,
+                                  folder=folder)
+            except click.BadParameter as exc:
+                raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+        return value
+
+    return check

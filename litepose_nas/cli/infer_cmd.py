@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, json_option, quiet_option
+from .common import echo_json, json_option, output_path, quiet_option
 
 
 @click.command("infer")
 @click.option("--model", "model_path", required=True,
               help="Exported model.onnx (its metadata.json beside it, or embedded).")
 @click.argument("images", nargs=-1, required=True)
-@click.option("--out", "out_dir", default="infer-out", show_default=True,
+@click.option("--out", "out_dir", default="infer-out", callback=output_path(folder=True), show_default=True,
               help="Output folder: people.json (COCO format) and one <image>_pose drawing per image.")
 @click.option("--threshold", type=float, default=None,
               help="Detection threshold on heatmap values (default: the model's, 0.1).")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import load_space, quiet_option
+from .common import load_space, output_path, quiet_option
 
 
 @click.command()
@@ -24,7 +24,7 @@ from .common import load_space, quiet_option
                    "(default: wait out slow stretches of a shared machine and re-time what they touched).")
 @click.option("--passes", type=click.IntRange(1, None), default=2, show_default=True,
               help="Time everything this many times, in whole passes; each row keeps its fastest pass (--quick: 1).")
-@click.option("--out", required=True, help="Output table NAME.csv (NAME.json header beside it).")
+@click.option("--out", required=True, callback=output_path(), help="Output table NAME.csv (NAME.json header beside it).")
 @quiet_option
 def profile(space_path: str, device_name: str, threads: int, runtime: str, num_joints: int, quick: bool,
             calibration_nets: int, no_contention_check: bool, no_speed_guard: bool, passes: int, out: str,

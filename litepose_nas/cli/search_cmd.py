@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import DEFAULT_SPACE, echo_json, format_table, json_option, quiet_option, space_option
+from .common import DEFAULT_SPACE, echo_json, format_table, json_option, output_path, quiet_option, space_option
 
 DEFAULT_DEVICE = "raspberry-pi-4"
 
@@ -42,7 +42,7 @@ def _parse_budgets(text: str | None) -> list[float] | None:
 @click.option("--study-name", default=None, help="optuna: study name (share it, with --storage, between workers or machines).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="optuna: worker processes on this machine.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Write best.json, result.json, pareto.png here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, callback=output_path(folder=True), help="Write best.json, result.json, pareto.png here.")
 @quiet_option
 @json_option
 def search(device, max_latency_ms, budgets, max_macs, algo, multi_objective, predictor_path, space_path, population,

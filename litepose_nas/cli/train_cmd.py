@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from .common import quiet_option, space_option
+from .common import output_path, quiet_option, space_option
 
 # CLI option name -> TrainConfig field (the options that are hyper-parameters of the run)
 _FIELDS = {
@@ -88,7 +88,7 @@ def _common_options(f: Callable) -> Callable:
                      help="Validation input size [default: the largest training size]."),
         click.option("--time-limit", type=click.FloatRange(min=0), default=0.0,
                      help="Stop after this many minutes (checkpoint, validation and weights are written; resumable)."),
-        click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Run folder."),
+        click.option("--out", "out", type=click.Path(file_okay=False), default=None, callback=output_path(folder=True), help="Run folder."),
         click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its checkpoint stopped."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object."),
         quiet_option,
