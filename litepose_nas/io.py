@@ -263,7 +263,7 @@ def check_output_path(path: str | os.PathLike, what: str = "output", error: type
             raise error(f"{path}: a name in the {what} path is longer than 255 bytes (File name too long)")
     if target.exists():
         if folder and not target.is_dir():
-            raise error(f"{path}: {what} is a file, expected a folder")
+            raise error(f"{path}: {what} is a file, not a folder")
         if not folder and target.is_dir():
             raise error(f"{path}: {what} is a folder, expected a file name")
     parent = target if folder else target.parent

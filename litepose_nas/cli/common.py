@@ -50,3 +50,26 @@ def output_path(folder: bool = False):
         return value
 
     return check
+
+
+def cpu_threads() -> click.IntRange:
+    """``--threads``: 1 to this machine's CPU count (more threads than cores only slows a job down)."""
+    import os
+
+    return click.IntRange(1, os.cpu_count() or 1)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan (which compares false with both bounds) and inf."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+# a budget: finite and positive
+budget_range = FiniteFloatRange(0, 1e9, min_open=True)

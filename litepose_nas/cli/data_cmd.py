@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, format_table, json_option, output_path, quiet_option
+from .common import cpu_threads, echo_json, format_table, json_option, output_path, quiet_option
 
 DATASETS = click.Choice(["coco", "crowdpose"])
 
@@ -15,14 +15,14 @@ def data() -> None:
 
 @data.command("synth")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), callback=output_path(folder=True), help="Folder to create (must not exist or be empty).")
-@click.option("--images", "num_images", required=True, type=click.IntRange(min=1), help="Number of images in all splits.")
+@click.option("--images", "num_images", required=True, type=click.IntRange(1, 1_000_000), help="Number of images in all splits.")
 @click.option("--layout", type=DATASETS, default="coco", show_default=True, help="Folder layout, joints and annotation format.")
 @click.option("--preset", type=click.Choice(["easy", "medium", "hard"]), default="easy", show_default=True,
               help="Difficulty: easy (1-3 large people, fixed part colours), medium, hard (CrowdPose-like crowds, clutter).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Each image i is drawn from (seed, i).")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
               help="Share of the images in the val split (and the test split, for CrowdPose).")
-@click.option("--size", "image_size", type=click.IntRange(min=32), default=256, show_default=True, help="Long image side in pixels.")
+@click.option("--size", "image_size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Long image side in pixels.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Worker processes (0: this one).")
 @quiet_option
 @json_option
@@ -72,7 +72,7 @@ def info(root: str, dataset: str, as_json: bool) -> None:
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), callback=output_path(), help="PNG file to write.")
 @click.option("--count", type=click.IntRange(1, 64), default=8, show_default=True, help="Images in the grid.")
 @click.option("--augment", is_flag=True, help="Show training samples (augmented, with target heatmaps) instead.")
-@click.option("--size", "input_size", type=click.IntRange(min=32), default=256, show_default=True, help="Tile size (the input size with --augment).")
+@click.option("--size", "input_size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Tile size (the input size with --augment).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def preview(root: str, dataset: str, split: str, out_file: str, count: int, augment: bool, input_size: int, seed: int) -> None:
     """Draw ground-truth skeletons (or augmented samples and their heatmaps) into one PNG grid."""

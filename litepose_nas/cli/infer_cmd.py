@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, json_option, output_path, quiet_option
+from .common import cpu_threads, echo_json, json_option, output_path, quiet_option
 
 
 @click.command("infer")
@@ -15,7 +15,7 @@ from .common import echo_json, json_option, output_path, quiet_option
 @click.option("--threshold", type=float, default=None,
               help="Detection threshold on heatmap values (default: the model's, 0.1).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Flip test (as the published models).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="onnxruntime intra-op threads.")
+@click.option("--threads", type=cpu_threads(), default=None, help="onnxruntime intra-op threads.")
 @quiet_option
 @json_option
 def infer(model_path: str, images: tuple[str, ...], out_dir: str, threshold: float | None, flip: bool,

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from .common import output_path, quiet_option, space_option
+from .common import cpu_threads, output_path, quiet_option, space_option
 
 # CLI option name -> TrainConfig field (the options that are hyper-parameters of the run)
 _FIELDS = {
@@ -77,7 +77,7 @@ def _common_options(f: Callable) -> Callable:
         click.option("--amp", type=click.Choice(AMP_MODES), default=d.amp, show_default=True,
                      help="Mixed precision (CUDA only; 'auto' = on when training on a GPU)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process."),
+        click.option("--threads", type=cpu_threads(), default=None, help="CPU threads per process."),
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=d.checkpoint_every, show_default=True),
         click.option("--log-every", type=click.IntRange(min=1), default=d.log_every, show_default=True),
         click.option("--val-every", type=int, default=d.val_every, show_default=True,
