@@ -47,7 +47,7 @@ def open_dataset(root: str | Path, dataset: str = "coco", split: str = "train") 
     if not root.is_dir():
         raise DataError(f"dataset folder {root} not found")
     ann_file, image_dir = layout_paths(root, dataset, split)
-    if not ann_file.is_file():
+    if not ann_file.exists():
         raise DataError(f"annotation file {ann_file} not found (expected the {dataset} layout under {root})")
     if not image_dir.is_dir() and dataset == "coco" and (root / f"{split}2017").is_dir():
         image_dir = root / f"{split}2017"

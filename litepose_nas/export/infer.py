@@ -214,8 +214,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     import cv2
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: image not found")
     data = np.frombuffer(read_bytes_bounded(path, "image", DataError), dtype=np.uint8)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None

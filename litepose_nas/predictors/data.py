@@ -59,8 +59,8 @@ def trim_partial_row(path: Path) -> None:
 def read_evals(path: str | os.PathLike, target: str = "ap") -> EvalTable:
     """Read an evaluation table; errors name the file, the row and the column."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: evaluation table not found" if not path.exists() else f"{path}: is not a file")
+    if not path.exists():
+        raise DataError(f"{path}: evaluation table not found")
     text = read_text_bounded(path, "evaluations table", DataError)
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # a row cut short by a kill

@@ -219,7 +219,7 @@ def resolve_predictor_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.is_file() and p.name == META_FILE:
         return p.parent
-    if p.is_dir() and (p / META_FILE).is_file():
+    if p.is_dir() and (p / META_FILE).exists():
         return p
     if p.is_file():
         raise PredictorError(f"{p}: expected a predictor folder holding {META_FILE} and {ARRAYS_FILE}")

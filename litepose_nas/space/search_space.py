@@ -494,8 +494,8 @@ class SearchSpace:
 def resolve_space_path(path: str | os.PathLike) -> Path:
     """A path as given, or the name of a shipped space (``litepose``, ``litepose-elastic``)."""
     candidate = Path(path)
-    if candidate.is_file():
-        return candidate
+    if candidate.exists() and not candidate.is_dir():
+        return candidate      # a special file is refused by the bounded reader, naming it
     from ..resources import shipped_dir
 
     shipped = shipped_dir("search_spaces")
