@@ -108,7 +108,7 @@ def _build_config(ctx: click.Context, kind: str, params: dict[str, Any], extra: 
     return default_config(kind, **values)
 
 
-def _check_resume(ctx: click.Context, params: dict[str, Any], out: str) -> None:
+def _check_resume(ctx: click.Context, config, params: dict[str, Any], out: str) -> None:
     """On --resume the checkpoint's hyper-parameters rule: refuse explicit options that differ."""
     from pathlib import Path
 
@@ -124,6 +124,14 @@ def _check_resume(ctx: click.Context, params: dict[str, Any], out: str) -> None:
     if not isinstance(saved, dict) or "config" not in saved:
         return  # the trainer reports the malformed checkpoint
     cfg = TrainConfig.from_dict(saved["config"], source=f"{path} config")
+    # the network itself: a changed --arch (or --space) would silently train the checkpoint's
+    for option, field, param in (("--arch", "arch", "arch_path"), ("--space", "space", "space_path")):
+        given, have = getattr(config, field), getattr(cfg, field)
+        source = ctx.get_parameter_source(param)
+        if given is None or have is None or given == have or source is None or source.name != "COMMANDLINE":
+            continue
+        raise InputError(f"--resume: {option} differs from the run's {field} ({path}); a resumed run keeps "
+                         f"its {field} (start a new run in another --out to train another)")
     for name, field in _FIELDS.items():
         if name in _RESUME_FREE or name not in params:
             continue
@@ -149,7 +157,7 @@ def _run(ctx: click.Context, config, params: dict[str, Any], out: str, arch_sour
     if params["threads"]:
         torch.set_num_threads(params["threads"])
     if params["resume"]:
-        _check_resume(ctx, params, out)
+        _check_resume(ctx, config, params, out)
     steps_given = ctx.get_parameter_source("steps").name == "COMMANDLINE"
     trainer = Trainer(config, out, resume=params["resume"], quiet=params["quiet"], device=params["device"],
                       data=params["data"], steps=params["steps"] if steps_given or not params["resume"] else None,
