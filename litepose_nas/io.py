@@ -37,7 +37,7 @@ def _remove_stale_temporaries(target: Path) -> None:
     prefix = f".{target.name}."
     for name in glob.glob(glob.escape(str(target.parent / prefix)) + "*.tmp"):
         pid = Path(name).name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         try:
             os.unlink(name)
@@ -45,7 +45,7 @@ def _remove_stale_temporaries(target: Path) -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -74,3 +74,34 @@ def test_failed_new_run_leaves_no_config(tiny, tmp_path):
             Trainer(cfg, out, quiet=True, device="cpu", on_step=die).run()
         left = sorted(p.name for p in out.iterdir()) if out.exists() else None
         assert left == (None if out.name == "fresh" else ["notes.txt"])
+
+
+@pytest.mark.parametrize("storage", ["sqlite://///:::", "sqlite:///", "journal:/", "sqlite:////name-at-root.db"])
+def test_garbage_storage_urls_create_nothing(storage, tmp_path):
+    from litepose_nas.errors import InputError
+    from litepose_nas.search.optuna_search import open_storage, resolve_storage
+
+    before = set(os.listdir("/"))
+    with pytest.raises(InputError, match="storage"):
+        open_storage(resolve_storage(storage))
+    assert set(os.listdir("/")) == before
+
+
+def test_journal_trials_of_dead_workers_are_failed(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from litepose_nas.search.optuna_search import fail_dead_workers, open_storage
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    study = optuna.create_study(storage=open_storage(f"journal:{tmp_path / 'j.log'}"), study_name="s")
+    for worker in (f"{socket.gethostname()}:{dead.pid}", f"{socket.gethostname()}:{os.getpid()}", "elsewhere:1"):
+        study.ask().set_user_attr("worker", worker)
+    assert fail_dead_workers(study) == 1
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
