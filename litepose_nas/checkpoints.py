@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import CheckpointError, InputError
+from .io import check_readable_file
 from .io import atomic_path
 from .space.arch import Arch
 from .space.plan import default_strides, wiring
@@ -57,7 +58,7 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{p}: file not found")
     if p.is_dir():
         raise CheckpointError(f"{p}: is a folder, expected a checkpoint file")
-    if p.stat().st_size == 0:
+    if check_readable_file(p, "checkpoint", CheckpointError) == 0:
         raise CheckpointError(f"{p}: file is empty (expected a PyTorch checkpoint)")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)

@@ -30,6 +30,11 @@ class KeypointSpec:
         return [[a + 1, b + 1] for a, b in self.skeleton]
 
 
+def _official_sigmas(*tenfold: float) -> tuple[float, ...]:
+    """OKS sigmas written as the official tools write them: ``np.array([...]) / 10.0``."""
+    return tuple(float(v) for v in np.array(tenfold) / 10.0)
+
+
 COCO = KeypointSpec(
     name="coco",
     joints=(
@@ -38,9 +43,9 @@ COCO = KeypointSpec(
         "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
     ),
     flip_index=(0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15),
-    sigmas=(
-        0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
-        0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+    # as pycocotools computes them (its array / 10.0): 1.07 / 10 is not the literal 0.107
+    sigmas=_official_sigmas(
+        .26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89,
     ),
     skeleton=(
         (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
@@ -55,7 +60,8 @@ CROWDPOSE = KeypointSpec(
         "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
     ),
     flip_index=(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13),
-    sigmas=(0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079),
+    # crowdposetools' array / 10.0, bit for bit (an OKS of exactly 0.5 depends on the last bit)
+    sigmas=_official_sigmas(.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79),
     skeleton=(
         (12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (0, 6), (1, 7), (6, 7),
         (6, 8), (8, 10), (7, 9), (9, 11),

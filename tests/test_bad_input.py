@@ -31,7 +31,8 @@ SUBPROCESS = {
     "latency-predict/arch-outside-table", "profile/space-empty", "export/weights-wrong-shapes",
     "infer/image-binary", "evaluate/weights-wrong-joints", "train/init-from-bomb", "train-supernet/data-missing",
     "usage/bad-option-value", "predictor-info/pred-arrays-bomb", "predictor-fit/evals-ap-nan",
-    "search/table-nan",
+    "search/table-nan", "score/detection-no-score", "arch-validate/arch-unbounded-fifo",
+    "data-info/ann-unbounded-deep-json", "evaluate/results-output-under-a-file", "usage/option-population-100000000",
 }
 
 
@@ -964,6 +965,299 @@ def _(w, d):
 @case("usage/path-is-folder")
 def _(w, d):
     return _train(w, d, arch=d), ["--arch", "directory"]
+
+
+# ====================================================================== classes of bad input, generated
+# Each class below is a generator of ways to break one kind of input, crossed with every reader of
+# that kind: a new reader joins a class with one row of its table, and a new way reaches every reader.
+
+# --- unbounded reads: inputs that a reader without a bound would never finish, or read whole
+UNBOUNDED_PROBLEM = {"dev-zero": "not a regular file", "fifo": "not a regular file", "oversize": "MiB allowed",
+                     "deep-json": "nested", "long-csv-field": "longer than"}
+
+
+def unbounded_file(way: str, p: Path, kind: str, csv_header: str = "") -> Path:
+    """Put at ``p`` an endless, huge or deeply nested input of ``kind`` (see ``litepose_nas.io.LIMITS``)."""
+    import os
+
+    from litepose_nas.io import LIMITS
+
+    if p.is_symlink() or p.exists():
+        p.unlink()
+    if way == "dev-zero":
+        p.symlink_to("/dev/zero")
+    elif way == "fifo":
+        os.mkfifo(p)
+    elif way == "oversize":
+        with open(p, "wb") as f:       # sparse: no disk used, but stat says one byte too many
+            f.truncate(LIMITS[kind] + 1)
+    elif way == "deep-json":
+        p.write_text("[" * 50_000 + "]" * 50_000)
+    elif way == "long-csv-field":
+        p.write_text(csv_header + "\n" + '"' + "x" * 200_000 + '"\n')
+    else:
+        raise AssertionError(way)
+    return p
+
+
+def _copy_table(w: World, d: Path) -> Path:
+    shutil.copy(w.table.with_suffix(".json"), d / "t.json")
+    return Path(shutil.copy(w.table, d / "t.csv"))
+
+
+def _score_files(w: World, d: Path) -> tuple[Path, Path]:
+    from litepose_nas.metrics import gt_as_results
+
+    gt_path, preds_path = d / "gt.json", d / "preds.json"
+    if not gt_path.exists():     # written once per case: a case breaks them after
+        gt = json.loads((w.coco / "annotations" / "person_keypoints_val2017.json").read_text())
+        write_json(gt_path, gt), write_json(preds_path, gt_as_results(gt))
+    return gt_path, preds_path
+
+
+def _score(w: World, d: Path, results=None, ann=None, extra=()) -> list:
+    gt, preds = _score_files(w, d)
+    return ["score", "--results", results or preds, "--ann", ann or gt, "--dataset", "coco", *extra]
+
+
+JSON_WAYS = ["dev-zero", "fifo", "oversize", "deep-json"]
+FILE_WAYS = ["dev-zero", "fifo", "oversize"]
+CSV_WAYS = FILE_WAYS + ["long-csv-field"]
+# reader -> (ways, build(way, w, d) -> argv with the broken file named `bad.*`)
+UNBOUNDED_READERS: dict[str, tuple[list[str], Callable[[str, World, Path], list]]] = {
+    "arch-validate/arch": (JSON_WAYS, lambda k, w, d: [
+        "arch", "validate", unbounded_file(k, d / "bad.json", "architecture JSON"), "--space", w.space]),
+    "space-info/space": (FILE_WAYS, lambda k, w, d: ["space", "info", unbounded_file(k, d / "bad.yaml", "search space")]),
+    "latency-show/header": (JSON_WAYS, lambda k, w, d: [
+        "latency", "show", "--table", unbounded_file(k, _copy_table(w, d).with_suffix(".json"),
+                                                     "latency table header").with_suffix(".csv")]),
+    "latency-show/csv": (CSV_WAYS, lambda k, w, d: [
+        "latency", "show", "--table", unbounded_file(k, _copy_table(w, d), "latency table", "key,kind")]),
+    "predictor-info/meta": (JSON_WAYS, lambda k, w, d: [
+        "predictor", "info", unbounded_file(k, Path(shutil.copytree(w.predictor, d / "pred")) / "predictor.json",
+                                            "predictor").parent]),
+    "predictor-fit/evals": (CSV_WAYS, lambda k, w, d: [
+        "predictor", "fit", unbounded_file(k, d / "bad.csv", "evaluations table", "arch,ap"), "--out", d / "out",
+        "--compare", "ridge", "--folds", "2", "-q"]),
+    "score/results": (JSON_WAYS, lambda k, w, d: _score(w, d, results=unbounded_file(k, d / "bad.json", "results file"))),
+    "score/ann": (JSON_WAYS, lambda k, w, d: _score(w, d, ann=unbounded_file(k, d / "bad.json", "annotation file"))),
+    "data-info/ann": (JSON_WAYS, lambda k, w, d: [
+        "data", "info", _dataset_with(w, d, lambda ann: unbounded_file(k, ann, "annotation file"))]),
+    "infer/image": (FILE_WAYS, lambda k, w, d: [
+        "infer", "--model", w.onnx, unbounded_file(k, d / "bad.jpg", "image"), "--out", d / "out", "-q"]),
+    "checkpoint-info/ckpt": (FILE_WAYS, lambda k, w, d: [
+        "checkpoint", "info", unbounded_file(k, d / "bad.pth", "checkpoint")]),
+}
+
+
+def _dataset_with(w: World, d: Path, breaker: Callable[[Path], object]) -> Path:
+    root = Path(shutil.copytree(w.coco, d / "data"))
+    for split in ("train", "val"):
+        breaker(root / "annotations" / f"person_keypoints_{split}2017.json")
+    return root
+
+
+for _reader, (_ways, _build) in UNBOUNDED_READERS.items():
+    for _way in _ways:
+        case(f"{_reader}-unbounded-{_way}")(lambda w, d, b=_build, k=_way: (b(k, w, d), [UNBOUNDED_PROBLEM[k]]))
+
+
+# --- artefacts trusted without validation: every numeric field of every artefact gets every bad number
+BAD_NUMBERS = {"nan": float("nan"), "inf": float("inf"), "negative": -1, "zero": 0, "string": "1"}
+
+
+def _table_with_scale(value, w: World, d: Path) -> Path:
+    csv_path = _copy_table(w, d)
+    head = json.loads(csv_path.with_suffix(".json").read_text())
+    head["correction"]["scale"] = value
+    write_json(csv_path.with_suffix(".json"), head)
+    return csv_path
+
+
+def _predictor_with(w: World, d: Path, edit_meta=None, arrays=None) -> Path:
+    import numpy as np
+
+    folder = Path(shutil.copytree(w.predictor, d / "pred"))
+    if edit_meta is not None:
+        meta = json.loads((folder / "predictor.json").read_text())
+        edit_meta(meta)
+        write_json(folder / "predictor.json", meta)
+    if arrays is not None:
+        with np.load(folder / "arrays.npz") as npz:
+            data = {k: npz[k] for k in npz.files}
+        arrays(data, folder / "arrays.npz")
+    return folder
+
+
+def _npz_save(data: dict, path: Path) -> None:
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez(f, **data)
+
+
+def _first_array_as(data: dict, path: Path, fn) -> None:
+    first = sorted(data)[0]
+    data[first] = fn(data[first])
+    _npz_save(data, path)
+
+
+def _huge_member(data: dict, path: Path) -> None:
+    """An npz whose member header claims 4 GB of float64 (the member itself holds a few bytes)."""
+    import io as _io
+    import zipfile
+
+    import numpy as np
+
+    buf = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (1 << 29,)})
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, array in data.items():
+            member = _io.BytesIO()
+            np.save(member, array)
+            zf.writestr(name + ".npy", member.getvalue())
+        zf.writestr("huge.npy", buf.getvalue() + b"\0" * 64)
+
+
+def _truncated_npz(fraction: float):
+    def make(data: dict, path: Path) -> None:
+        _npz_save(data, path)
+        truncate(path, path, fraction)
+    return make
+
+
+PREDICTOR_ARRAYS = {
+    "nan-weight": lambda data, p: _first_array_as(data, p, lambda a: a * float("nan")),
+    "inf-weight": lambda data, p: _first_array_as(data, p, lambda a: a + float("inf")),
+    "complex": lambda data, p: _first_array_as(data, p, lambda a: a.astype("complex128")),
+    "huge-member": _huge_member,
+    **{f"truncated-{int(f * 100)}": _truncated_npz(f) for f in (0.1, 0.5, 0.95)},
+}
+for _name, _value in BAD_NUMBERS.items():
+    case(f"latency-show/table-scale-{_name}")(lambda w, d, v=_value: (
+        ["latency", "show", "--table", _table_with_scale(v, w, d)], ["t.json", "scale"]))
+    case(f"search/table-scale-{_name}")(lambda w, d, v=_value: (
+        _search(w, d, device=_table_with_scale(v, w, d)), ["t.json", "scale"]))
+    case(f"predictor-info/target-std-{_name}")(lambda w, d, v=_value: (
+        ["predictor", "info", _predictor_with(w, d, edit_meta=lambda m: m["target"].update(std=v))],
+        ["predictor.json", "target.std"]))
+for _name, _make in PREDICTOR_ARRAYS.items():
+    case(f"predictor-info/arrays-{_name}")(lambda w, d, m=_make: (
+        ["predictor", "info", _predictor_with(w, d, arrays=m)], ["arrays.npz"]))
+    case(f"search/predictor-arrays-{_name}")(lambda w, d, m=_make: (
+        _search(w, d, predictor=_predictor_with(w, d, arrays=m)), ["arrays.npz"]))
+
+# annotation fields: (field, index in the list, bad values) -> what the error names
+ANNOTATION_BREAKS = {
+    "keypoint-x": ("keypoints", 0, ["nan", "inf", "string"], "keypoints"),
+    "visibility": ("keypoints", 2, [7, -1, 0.5], "visibility"),
+    "bbox-width": ("bbox", 2, [0, -5, "nan"], "bbox"),
+    "bbox-height": ("bbox", 3, [0, -5, "inf"], "bbox"),
+}
+
+
+def _annotation_broken(field_name: str, index: int, value, ann_path: Path) -> Path:
+    gt = json.loads(ann_path.read_text())
+    gt["annotations"][0][field_name][index] = BAD_NUMBERS[value] if isinstance(value, str) else value
+    return write_json(ann_path, gt)
+
+
+def _score_broken_gt(w: World, d: Path, field_name: str, index: int, value) -> list:
+    gt, preds = _score_files(w, d)
+    return _score(w, d, results=preds, ann=_annotation_broken(field_name, index, value, gt))
+
+
+for _kind, (_field, _index, _values, _fragment) in ANNOTATION_BREAKS.items():
+    for _value in _values:
+        _label = f"{_kind}-{_value}"
+        case(f"data-info/ann-{_label}")(lambda w, d, f=_field, i=_index, v=_value, g=_fragment: (
+            ["data", "info", _dataset_with(w, d, lambda ann: _annotation_broken(f, i, v, ann))],
+            ["person_keypoints_", "annotations[0]", g]))
+        case(f"score/ann-{_label}")(lambda w, d, f=_field, i=_index, v=_value, g=_fragment: (
+            _score_broken_gt(w, d, f, i, v), ["gt.json", "annotations[0]", g]))
+
+# detections: a field missing or holding a bad value
+DETECTION_BREAKS = {
+    "no-score": lambda det: det.pop("score"), "no-image-id": lambda det: det.pop("image_id"),
+    "no-keypoints": lambda det: det.pop("keypoints"), "no-category": lambda det: det.pop("category_id"),
+    **{f"score-{n}": (lambda det, v=v: det.update(score=v)) for n, v in BAD_NUMBERS.items() if n in ("nan", "inf", "string")},
+    **{f"keypoints-{n}": (lambda det, v=v: det["keypoints"].__setitem__(1, v)) for n, v in BAD_NUMBERS.items()
+       if n in ("nan", "inf", "string")},
+    "all-nan": lambda det: det.update(keypoints=[float("nan")] * len(det["keypoints"])),
+}
+
+
+def _broken_results(w: World, d: Path, breaker) -> Path:
+    _, preds = _score_files(w, d)
+    results = json.loads(preds.read_text())
+    breaker(results[-1])
+    return write_json(preds, results)
+
+
+for _name, _breaker in DETECTION_BREAKS.items():
+    case(f"score/detection-{_name}")(lambda w, d, b=_breaker: (
+        _score(w, d, results=_broken_results(w, d, b)), ["preds.json", "detection"]))
+
+
+@case("export/weights-complex")
+def _(w, d):
+    import torch
+
+    state = torch.load(w.weights, weights_only=True)
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = state[first].to(torch.complex64)
+    torch.save(state, d / "complex.pth")
+    return ["export", "--arch", w.arch, "--weights", d / "complex.pth", "--out", d / "out"], ["complex.pth", "complex"]
+
+
+# --- raw messages: every output option x every way an output path can be unusable
+def _under_a_file(d: Path) -> Path:
+    (d / "plain").write_text("x")
+    return d / "plain" / "out"
+
+
+def _with_out(args: list, out: Path) -> list:
+    """``args`` with the value of their ``--out`` replaced."""
+    i = args.index("--out")
+    return args[:i + 1] + [out] + args[i + 2:]
+
+
+OUTPUT_WAYS = {"under-a-file": _under_a_file, "name-too-long": lambda d: d / ("n" * 300)}
+OUTPUT_PROBLEM = {"under-a-file": "Not a directory", "name-too-long": "too long"}
+OUTPUT_OPTIONS: dict[str, Callable[[World, Path, Path], list]] = {
+    "evaluate/results": lambda w, d, o: ["evaluate", "--arch", w.arch, "--data", w.coco, "--dataset", "coco",
+                                         "--results", o, "-q"],
+    "evaluate/json": lambda w, d, o: ["evaluate", "--arch", w.arch, "--data", w.coco, "--dataset", "coco",
+                                      "--json", o, "-q"],
+    "score/json": lambda w, d, o: _score(w, d, extra=("--json", o)),
+    "search/out": lambda w, d, o: _with_out(_search(w, d), o),
+    "profile/out": lambda w, d, o: ["profile", "--space", w.space, "--device-name", "x", "--quick", "--out", o, "-q"],
+    "export/out": lambda w, d, o: ["export", "--arch", w.arch, "--random-init", "--out", o],
+    "data-synth/out": lambda w, d, o: ["data", "synth", "--out", o, "--images", "2", "--size", "64"],
+    "train/out": lambda w, d, o: _with_out(_train(w, d), o),
+    "predictor-fit/out": lambda w, d, o: ["predictor", "fit", w.evals, "--out", o, "--compare", "ridge", "-q"],
+    "infer/out": lambda w, d, o: ["infer", "--model", w.onnx, w.image, "--out", o, "-q"],
+}
+for _option, _build in OUTPUT_OPTIONS.items():
+    for _way, _make in OUTPUT_WAYS.items():
+        case(f"{_option}-output-{_way}")(lambda w, d, b=_build, m=_make, k=_way: (b(w, d, m(d)), [OUTPUT_PROBLEM[k]]))
+
+# --- option bounds: numbers too large to allocate, NaN and infinite budgets name their option
+OPTION_BOUNDS: dict[str, tuple[Callable[[World, Path], list], list[str]]] = {
+    "--population": (lambda w, d: _search(w, d), ["100000000"]),
+    "--generations": (lambda w, d: _search(w, d), ["100000000"]),
+    "--trials": (lambda w, d: _search(w, d), ["100000000000"]),
+    "--max-latency-ms": (lambda w, d: _search(w, d), ["nan", "inf", "-inf", "-1"]),
+    "--max-macs": (lambda w, d: _search(w, d), ["nan", "inf"]),
+    "--size": (lambda w, d: ["data", "synth", "--out", d / "out", "--images", "2"], ["100000"]),
+    "--images": (lambda w, d: ["data", "synth", "--out", d / "out", "--size", "64"], ["100000000"]),
+    "--threads": (lambda w, d: ["profile", "--space", w.space, "--device-name", "x", "--quick", "--out",
+                                d / "t.csv", "-q"], ["1000"]),
+}
+for _option, (_build, _values) in OPTION_BOUNDS.items():
+    for _value in _values:
+        case(f"usage/option-{_option.strip('-')}-{_value}")(lambda w, d, b=_build, o=_option, v=_value: (
+            b(w, d) + [o, v], [o]))
 
 
 # ====================================================================== known defects

@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from litepose_nas.decode import (
-    decode_outputs, fuse_outputs, group, resize_for_test,
+    decode_outputs, fuse_outputs, group, nms, resize_for_test,
     resize_info, to_image_coords, top_candidates,
 )
 from litepose_nas.keypoints import keypoint_spec
@@ -43,6 +43,28 @@ def test_oracle_decoding_ap_on_crowded_scenes(dataset, people):
     ap, found = _oracle_ap(dataset, people, scenes=4, seed=people)
     assert ap >= 0.99
     assert found == 4 * people   # no duplicates, nobody lost
+
+
+@pytest.mark.parametrize("people", [1, 30])
+def test_tied_neighbouring_peaks_start_no_person(people):
+    """Joints on a pixel border give two neighbouring pixels of exactly equal value: one person
+    each, not two, and the kept pixel does not depend on anything but the map."""
+    spec = keypoint_spec("coco")
+    rng = np.random.default_rng(people)
+    truth = [random_people(people, 128, 128, spec, rng) for _ in range(2)]
+    for scene in truth:
+        scene[:, :, 0] = np.round(scene[:, :, 0])
+    gt = scenes_to_coco(truth, 128, 128, spec)
+    results = []
+    for i, scene in enumerate(truth):
+        heat, tags = render_maps(scene, 128, 128)
+        # the maps really have ties: more NMS survivors than visible joints
+        assert np.count_nonzero(nms(heat) > 0.1) > np.count_nonzero(scene[:, :, 2] > 0)
+        found, scores = group(heat, tags)
+        np.testing.assert_array_equal(found, group(heat.copy(), tags.copy())[0])
+        assert len(found) == people
+        results += people_to_results(gt["images"][i]["id"], found, scores)
+    assert keypoint_metrics(gt, results, "coco", max_dets=100)["AP"] >= 0.99
 
 
 def test_default_grouping_beats_the_original_on_noisy_tags():

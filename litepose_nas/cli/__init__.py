@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-supernet": ("litepose_nas.cli.train_cmd:train_supernet", "Train a supernet: sandwich rule, in-place distillation, resume, torchrun."),
     "train": ("litepose_nas.cli.train_cmd:train_subnet", "Train or fine-tune one static subnet (from a supernet with --init-from)."),
     "evaluate": ("litepose_nas.cli.evaluate_cmd:evaluate", "Evaluate a model on COCO / CrowdPose: COCO results + official metrics."),
+    "score": ("litepose_nas.cli.score_cmd:score", "Score a COCO-format results JSON against ground truth (COCO / CrowdPose metrics)."),
     "search": ("litepose_nas.cli.search_cmd:search", "Search subnets under latency / MACs budgets (evolution, Optuna, random)."),
     "predictor": ("litepose_nas.cli.predictor_cmd:predictor", "Fit accuracy predictors (CV report) and collect supernet evaluations."),
     "demo": ("litepose_nas.cli.demo_cmd:demo", "The whole pipeline on synthetic data in one command: train, fit, search, export, report."),

@@ -32,3 +32,44 @@ def format_table(rows: list[list[Any]], header: list[str]) -> str:
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def output_path(folder: bool = False):
+    """A click callback that checks an output path before the command's work starts (a name too
+    long, a file where a folder is needed, a read-only place): one line naming the option."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        from ..io import check_output_path
+
+        if value is not None:
+            try:
+                check_output_path(value, f"{param.opts[0]} {'folder' if folder else 'file'}", click.BadParameter,
+                                  folder=folder)
+            except click.BadParameter as exc:
+                raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+        return value
+
+    return check
+
+
+def cpu_threads() -> click.IntRange:
+    """``--threads``: 1 to this machine's CPU count (more threads than cores only slows a job down)."""
+    import os
+
+    return click.IntRange(1, os.cpu_count() or 1)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan (which compares false with both bounds) and inf."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+# a budget: finite and positive
+budget_range = FiniteFloatRange(0, 1e9, min_open=True)

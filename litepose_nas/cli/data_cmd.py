@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..data.recipe import RECIPES
-from .common import echo_json, format_table, json_option, quiet_option
+from .common import cpu_threads, echo_json, format_table, json_option, output_path, quiet_option
 
 DATASETS = click.Choice(["coco", "crowdpose"])
 
@@ -15,15 +15,15 @@ def data() -> None:
 
 
 @data.command("synth")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to create (must not exist or be empty).")
-@click.option("--images", "num_images", required=True, type=click.IntRange(min=1), help="Number of images in all splits.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), callback=output_path(folder=True), help="Folder to create (must not exist or be empty).")
+@click.option("--images", "num_images", required=True, type=click.IntRange(1, 1_000_000), help="Number of images in all splits.")
 @click.option("--layout", type=DATASETS, default="coco", show_default=True, help="Folder layout, joints and annotation format.")
 @click.option("--preset", type=click.Choice(["easy", "medium", "hard"]), default="easy", show_default=True,
               help="Difficulty: easy (1-3 large people, fixed part colours), medium, hard (CrowdPose-like crowds, clutter).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Each image i is drawn from (seed, i).")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
               help="Share of the images in the val split (and the test split, for CrowdPose).")
-@click.option("--size", "image_size", type=click.IntRange(min=32), default=256, show_default=True, help="Long image side in pixels.")
+@click.option("--size", "image_size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Long image side in pixels.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Worker processes (0: this one).")
 @quiet_option
 @json_option
@@ -70,10 +70,10 @@ def info(root: str, dataset: str, as_json: bool) -> None:
 @click.argument("root", type=click.Path())
 @click.option("--dataset", type=DATASETS, default="coco", show_default=True)
 @click.option("--split", default="val", show_default=True)
-@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), callback=output_path(), help="PNG file to write.")
 @click.option("--count", type=click.IntRange(1, 64), default=8, show_default=True, help="Images in the grid.")
 @click.option("--augment", is_flag=True, help="Show training samples (augmented, with target heatmaps) instead.")
-@click.option("--size", "input_size", type=click.IntRange(min=32), default=256, show_default=True, help="Tile size (the input size with --augment).")
+@click.option("--size", "input_size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Tile size (the input size with --augment).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default="default", show_default=True,
               help="Training recipe of the --augment samples (see `litepose-nas train --help`).")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import click
 
-from .common import json_option, quiet_option
+from .common import json_option, output_path, quiet_option
 
 
 @click.command("demo")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Run folder (rerun into it to resume).")
+@click.option("--out", "out_dir", required=True, type=click.Path(), callback=output_path(folder=True), help="Run folder (rerun into it to resume).")
 @click.option("--fast", is_flag=True, help="Tiny settings (< 2 min): a smoke test of every stage.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of data, training and search.")
 @click.option("--ship", default=None, metavar="NAME",

@@ -1,6 +1,7 @@
 """Turn errors into one clear line and the right exit status (2: usage, 1: runtime)."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -14,6 +15,8 @@ T = TypeVar("T")
 
 USAGE_EXIT = 2
 RUNTIME_EXIT = 1
+USER_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ENOTDIR, errno.EROFS, errno.EISDIR, errno.EACCES, errno.EPERM,
+                         errno.ENOENT, errno.EEXIST, errno.ELOOP, errno.ENXIO, errno.ENODEV})
 TORCH_HINT = "pip install 'litepose-nas[torch]'"
 
 
@@ -66,7 +69,11 @@ def run_cli_command(call: Callable[[], T]) -> T:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(RUNTIME_EXIT)
-    except (JobError, OSError, MemoryError) as exc:
+    except OSError as exc:
+        # a path the user gave that cannot be used (too long, under a file, read-only, a folder,
+        # no permission) is input to fix: exit 2, as `error: <file>: <problem>`
+        _fail(exc, USAGE_EXIT if exc.errno in USER_ERRNOS else RUNTIME_EXIT)
+    except (JobError, MemoryError) as exc:
         _fail(exc, RUNTIME_EXIT)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
@@ -90,7 +97,8 @@ def _fail(exc: BaseException, status: int) -> None:
     if os.environ.get("LITEPOSE_NAS_DEBUG"):
         raise exc
     message = str(exc)
-    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+    if isinstance(exc, OSError) and exc.filename:
+        # "[Errno 36] File name too long: 'x'" -> "x: File name too long"
         message = f"{exc.filename}: {exc.strerror or message}"
     click.echo(f"error: {_one_line(message)}", err=True)
     sys.exit(status)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import format_table, quiet_option
+from .common import cpu_threads, format_table, output_path, quiet_option
 
 
 @click.command("evaluate")
@@ -22,9 +22,9 @@ from .common import format_table, quiet_option
               help="Heatmap value a joint candidate must exceed.")
 @click.option("--tag-threshold", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
               help="Largest tag distance at which a joint joins a person.")
-@click.option("--results", "results_path", default=None, help="Write the detections here (COCO results JSON).")
-@click.option("--json", "json_path", default=None, help="Write the metrics and run details here (JSON).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch intra-op threads.")
+@click.option("--results", "results_path", default=None, callback=output_path(), help="Write the detections here (COCO results JSON).")
+@click.option("--json", "json_path", default=None, callback=output_path(), help="Write the metrics and run details here (JSON).")
+@click.option("--threads", type=cpu_threads(), default=None, help="torch intra-op threads.")
 @quiet_option
 def evaluate(arch_path: str, weights: str | None, data_dir: str, dataset: str, split: str, flip_test: bool,
              input_size: int | None, max_images: int | None, detection_threshold: float, tag_threshold: float,

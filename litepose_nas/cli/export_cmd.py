@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, json_option
+from .common import echo_json, json_option, output_path
 
 
 @click.command("export")
@@ -15,7 +15,7 @@ from .common import echo_json, json_option
 @click.option("--random-init", is_flag=True, help="Untrained weights (deployment smoke tests, latency work).")
 @click.option("--num-joints", type=click.Choice(["17", "14"]), default=None,
               help="17 (COCO) or 14 (CrowdPose). Default: what the weights have, else 17.")
-@click.option("--out", "out_dir", required=True, help="Output folder (created if missing).")
+@click.option("--out", "out_dir", required=True, callback=output_path(folder=True), help="Output folder (created if missing).")
 @click.option("--space", "space_path", default=None,
               help="Search space of the --supernet checkpoint (YAML or shipped name; default: recognised).")
 @click.option("--opset", type=click.IntRange(13, 20), default=17, show_default=True, help="ONNX opset.")

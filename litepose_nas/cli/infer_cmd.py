@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, json_option, quiet_option
+from .common import cpu_threads, echo_json, json_option, output_path, quiet_option
 
 
 @click.command("infer")
 @click.option("--model", "model_path", required=True,
               help="Exported model.onnx (its metadata.json beside it, or embedded).")
 @click.argument("images", nargs=-1, required=True)
-@click.option("--out", "out_dir", default="infer-out", show_default=True,
+@click.option("--out", "out_dir", default="infer-out", callback=output_path(folder=True), show_default=True,
               help="Output folder: people.json (COCO format) and one <image>_pose drawing per image.")
 @click.option("--threshold", type=float, default=None,
               help="Detection threshold on heatmap values (default: the model's, 0.1).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Flip test (as the published models).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="onnxruntime intra-op threads.")
+@click.option("--threads", type=cpu_threads(), default=None, help="onnxruntime intra-op threads.")
 @quiet_option
 @json_option
 def infer(model_path: str, images: tuple[str, ...], out_dir: str, threshold: float | None, flip: bool,

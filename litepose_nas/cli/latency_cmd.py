@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, format_table, json_option, load_space, quiet_option
+from .common import echo_json, format_table, json_option, load_space, output_path, quiet_option
 
 
 @click.group()
@@ -21,8 +21,12 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         echo_json(items)
         return
-    rows = [[t["name"], t["device"], t["runtime"], t["provenance"], t["space"], t["source"], t["path"]] for t in items]
-    click.echo(format_table(rows, ["name", "device", "runtime", "provenance", "space", "source", "path"]))
+    rows = [[t["name"], t["device"], t["runtime"], t["provenance"], t["space"], t["source"],
+             "ok" if t["valid"] else "INVALID", t["path"]] for t in items]
+    click.echo(format_table(rows, ["name", "device", "runtime", "provenance", "space", "source", "status", "path"]))
+    for t in items:
+        if not t["valid"]:
+            click.echo(f"invalid: {t['error']}")
 
 
 @latency.command("show")
@@ -126,7 +130,7 @@ def validate(table_name: str, n: int, space_path: str | None, seed: int, no_publ
 @click.option("--points", "points_csv", required=True, help="CSV with columns arch,ms: whole networks timed on the device.")
 @click.option("--device-name", required=True, help="Device name for the new table.")
 @click.option("--runtime", default="unknown", show_default=True, help="Runtime used on the device (recorded only).")
-@click.option("--out", required=True, help="Output NAME.csv (NAME.json beside it).")
+@click.option("--out", required=True, callback=output_path(), help="Output NAME.csv (NAME.json beside it).")
 @json_option
 def calibrate(base_name: str, points_csv: str, device_name: str, runtime: str, out: str, as_json: bool) -> None:
     """Derive a device table from a measured table and a few whole-network timings on that device."""

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import echo_json, format_table, json_option, quiet_option, space_option
+from .common import echo_json, format_table, json_option, output_path, quiet_option, space_option
 
 
 @click.group()
@@ -17,7 +17,7 @@ def predictor() -> None:
 @click.argument("evals_csv", type=click.Path(dir_okay=False))
 @click.option("--model", type=click.Choice(["mlp", "gbdt", "ridge", "gp", "auto"]), default="auto", show_default=True,
               help="Model to save; auto = best held-out Kendall tau. All models are cross-validated for the report.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Predictor folder to write (e.g. predictors/NAME).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), callback=output_path(folder=True), help="Predictor folder to write (e.g. predictors/NAME).")
 @space_option
 @click.option("--target", default="ap", show_default=True, help="Column of EVALS_CSV to predict.")
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
@@ -98,7 +98,7 @@ def info(path, as_json) -> None:
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="Dataset folder (COCO / CrowdPose layout).")
 @click.option("--dataset", type=click.Choice(["coco", "crowdpose"]), default="coco", show_default=True)
 @click.option("--archs", "n_archs", type=click.IntRange(1, None), required=True, help="Architectures to evaluate (stratified over MACs).")
-@click.option("--out", "out_csv", required=True, type=click.Path(dir_okay=False), help="evals.csv to append to (resumes).")
+@click.option("--out", "out_csv", required=True, type=click.Path(dir_okay=False), callback=output_path(), help="evals.csv to append to (resumes).")
 @space_option
 @click.option("--calib-batches", type=click.IntRange(1, None), default=10, show_default=True, help="Training batches for BN recalibration.")
 @click.option("--batch-size", type=click.IntRange(1, None), default=8, show_default=True)

@@ -1,15 +1,17 @@
 """``litepose-nas profile``: time every layer of a search space into a latency table (torch-free)."""
 from __future__ import annotations
 
+import os
+
 import click
 
-from .common import load_space, quiet_option
+from .common import cpu_threads, load_space, output_path, quiet_option
 
 
 @click.command()
 @click.option("--space", "space_path", required=True, help="Search space YAML (or shipped name: litepose, litepose-elastic).")
 @click.option("--device-name", required=True, help="Name recorded in the table header (e.g. raspberry-pi-4).")
-@click.option("--threads", type=int, default=2, show_default=True, help="Intra-op threads of the runtime.")
+@click.option("--threads", type=cpu_threads(), default=min(2, os.cpu_count() or 1), show_default=True, help="Intra-op threads of the runtime.")
 @click.option("--runtime", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime", show_default=True,
               help="onnxruntime needs only numpy + onnx + onnxruntime; torch needs PyTorch.")
 @click.option("--num-joints", type=int, default=17, show_default=True, help="17 for COCO, 14 for CrowdPose (final conv widths).")
@@ -24,7 +26,7 @@ from .common import load_space, quiet_option
                    "(default: wait out slow stretches of a shared machine and re-time what they touched).")
 @click.option("--passes", type=click.IntRange(1, None), default=2, show_default=True,
               help="Time everything this many times, in whole passes; each row keeps its fastest pass (--quick: 1).")
-@click.option("--out", required=True, help="Output table NAME.csv (NAME.json header beside it).")
+@click.option("--out", required=True, callback=output_path(), help="Output table NAME.csv (NAME.json header beside it).")
 @quiet_option
 def profile(space_path: str, device_name: str, threads: int, runtime: str, num_joints: int, quick: bool,
             calibration_nets: int, no_contention_check: bool, no_speed_guard: bool, passes: int, out: str,

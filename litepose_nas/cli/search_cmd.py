@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import DEFAULT_SPACE, echo_json, format_table, json_option, quiet_option, space_option
+from .common import DEFAULT_SPACE, budget_range, echo_json, format_table, json_option, output_path, quiet_option, space_option
 
 DEFAULT_DEVICE = "raspberry-pi-4"
 
@@ -19,30 +19,30 @@ def _parse_budgets(text: str | None) -> list[float] | None:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise InputError(f"--budgets {text!r}: expected comma-separated numbers, e.g. 50,100,200") from None
-    if not values or any(v <= 0 for v in values):
-        raise InputError(f"--budgets {text!r}: expected positive numbers, e.g. 50,100,200")
+    if not values or any(not (0 < v <= 1e9) for v in values):
+        raise InputError(f"--budgets {text!r}: expected finite positive numbers up to 1e9, e.g. 50,100,200")
     return sorted(set(values))
 
 
 @click.command()
 @click.option("--device", default=None, help=f"Latency table (shipped or profiled) for the budget [default: {DEFAULT_DEVICE}].")
-@click.option("--max-latency-ms", type=float, default=None, help="Latency budget in ms on --device.")
+@click.option("--max-latency-ms", type=budget_range, default=None, help="Latency budget in ms on --device.")
 @click.option("--budgets", default=None, help="Several budgets, comma-separated (ms, or G MACs without a device), e.g. 50,100,200.")
-@click.option("--max-macs", type=float, default=None, help="MACs budget in G (paper convention); the budget itself when no latency budget is given.")
+@click.option("--max-macs", type=budget_range, default=None, help="MACs budget in G (paper convention); the budget itself when no latency budget is given.")
 @click.option("--algo", type=click.Choice(["evolution", "optuna", "random"]), default="evolution", show_default=True)
 @click.option("--multi-objective", is_flag=True, help="optuna: NSGA-II on (AP, latency) instead of TPE per budget.")
 @click.option("--predictor", "predictor_path", default=None, help="Accuracy predictor folder or shipped name [default: the shipped one for the space].")
 @space_option
-@click.option("--population", type=click.IntRange(2, None), default=40, show_default=True)
-@click.option("--generations", type=click.IntRange(0, None), default=40, show_default=True)
+@click.option("--population", type=click.IntRange(2, 10_000), default=40, show_default=True)
+@click.option("--generations", type=click.IntRange(0, 100_000), default=40, show_default=True)
 @click.option("--no-grow", is_flag=True,
               help="evolution: never grow children towards the budget (drop the growth operator; for objectives that do not favour bigger subnets).")
-@click.option("--trials", type=click.IntRange(1, None), default=None, help="optuna/random: evaluations per budget [default: population x generations].")
+@click.option("--trials", type=click.IntRange(1, 1_000_000), default=None, help="optuna/random: evaluations per budget [default: population x generations].")
 @click.option("--storage", default=None, help="optuna: storage URL (sqlite:///f.db, postgresql://..., journal:PATH, memory) [default: sqlite in --out].")
 @click.option("--study-name", default=None, help="optuna: study name (share it, with --storage, between workers or machines).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="optuna: worker processes on this machine.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Write best.json, result.json, pareto.png here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, callback=output_path(folder=True), help="Write best.json, result.json, pareto.png here.")
 @quiet_option
 @json_option
 def search(device, max_latency_ms, budgets, max_macs, algo, multi_objective, predictor_path, space_path, population,

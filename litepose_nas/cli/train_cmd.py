@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from .common import quiet_option, space_option
+from .common import cpu_threads, output_path, quiet_option, space_option
 
 # CLI option name -> TrainConfig field (the options that are hyper-parameters of the run)
 _FIELDS = {
@@ -94,7 +94,7 @@ def _common_options(f: Callable) -> Callable:
                      help="Workers prepare the largest training size; the device resizes to the step's size and "
                           "renders its heatmaps and tag targets."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process."),
+        click.option("--threads", type=cpu_threads(), default=None, help="CPU threads per process."),
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=d.checkpoint_every, show_default=True),
         click.option("--log-every", type=click.IntRange(min=1), default=d.log_every, show_default=True),
         click.option("--val-every", type=int, default=d.val_every, show_default=True,
@@ -105,7 +105,7 @@ def _common_options(f: Callable) -> Callable:
                      help="Validation input size [default: the largest training size]."),
         click.option("--time-limit", type=click.FloatRange(min=0), default=0.0,
                      help="Stop after this many minutes (checkpoint, validation and weights are written; resumable)."),
-        click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Run folder."),
+        click.option("--out", "out", type=click.Path(file_okay=False), default=None, callback=output_path(folder=True), help="Run folder."),
         click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its checkpoint stopped."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object."),
         quiet_option,
@@ -125,7 +125,7 @@ def _build_config(ctx: click.Context, kind: str, params: dict[str, Any], extra: 
     return default_config(kind, **values)
 
 
-def _check_resume(ctx: click.Context, params: dict[str, Any], out: str) -> None:
+def _check_resume(ctx: click.Context, config, params: dict[str, Any], out: str) -> None:
     """On --resume the checkpoint's hyper-parameters rule: refuse explicit options that differ."""
     from pathlib import Path
 
@@ -141,6 +141,14 @@ def _check_resume(ctx: click.Context, params: dict[str, Any], out: str) -> None:
     if not isinstance(saved, dict) or "config" not in saved:
         return  # the trainer reports the malformed checkpoint
     cfg = TrainConfig.from_dict(saved["config"], source=f"{path} config")
+    # the network itself: a changed --arch (or --space) would silently train the checkpoint's
+    for option, field, param in (("--arch", "arch", "arch_path"), ("--space", "space", "space_path")):
+        given, have = getattr(config, field), getattr(cfg, field)
+        source = ctx.get_parameter_source(param)
+        if given is None or have is None or given == have or source is None or source.name != "COMMANDLINE":
+            continue
+        raise InputError(f"--resume: {option} differs from the run's {field} ({path}); a resumed run keeps "
+                         f"its {field} (start a new run in another --out to train another)")
     for name, field in _FIELDS.items():
         if name in _RESUME_FREE or name not in params:
             continue
@@ -166,7 +174,7 @@ def _run(ctx: click.Context, config, params: dict[str, Any], out: str, arch_sour
     if params["threads"]:
         torch.set_num_threads(params["threads"])
     if params["resume"]:
-        _check_resume(ctx, params, out)
+        _check_resume(ctx, config, params, out)
     steps_given = ctx.get_parameter_source("steps").name == "COMMANDLINE"
     trainer = Trainer(config, out, resume=params["resume"], quiet=params["quiet"], device=params["device"],
                       data=params["data"], steps=params["steps"] if steps_given or not params["resume"] else None,

@@ -11,13 +11,14 @@ file, the annotation and the field instead of failing deep inside a data-loader 
 """
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..io import read_json_bounded
 from ..keypoints import KeypointSpec, keypoint_spec
 
 COCO_SPLITS = ("train", "val")
@@ -46,16 +47,13 @@ def open_dataset(root: str | Path, dataset: str = "coco", split: str = "train") 
     if not root.is_dir():
         raise DataError(f"dataset folder {root} not found")
     ann_file, image_dir = layout_paths(root, dataset, split)
-    if not ann_file.is_file():
+    if not ann_file.exists():
         raise DataError(f"annotation file {ann_file} not found (expected the {dataset} layout under {root})")
     if not image_dir.is_dir() and dataset == "coco" and (root / f"{split}2017").is_dir():
         image_dir = root / f"{split}2017"
     if not image_dir.is_dir():
         raise DataError(f"image folder {image_dir} not found (expected the {dataset} layout under {root})")
-    try:
-        gt = json.loads(ann_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{ann_file}: not valid JSON ({exc})") from None
+    gt = read_json_bounded(ann_file, "annotation file", DataError)
     return PoseSource(dataset=dataset, split=split, spec=spec, annotation_file=ann_file, image_dir=image_dir, gt=gt)
 
 
@@ -65,6 +63,22 @@ def _check_number_list(ann_file: Path, where: str, name: str, value, length: int
         raise DataError(f"{ann_file}: {where}: field {name!r} must be a list of {length} numbers, got {got}")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise DataError(f"{ann_file}: {where}: field {name!r} holds a value that is not a number")
+    if not all(map(math.isfinite, value)):
+        # Python's json reads NaN and Infinity; the metrics and the targets would not notice
+        raise DataError(f"{ann_file}: {where}: field {name!r} holds NaN or an infinite value")
+
+
+def check_annotation(ann_file: Path | str, where: str, ann: dict, num_joints: int) -> None:
+    """Raise :class:`DataError` naming the file and the annotation unless ``ann``'s keypoints are
+    ``3 * num_joints`` finite numbers with visibility 0, 1 or 2 and its bbox has positive size."""
+    _check_number_list(ann_file, where, "keypoints", ann.get("keypoints"), 3 * num_joints)
+    _check_number_list(ann_file, where, "bbox", ann.get("bbox"), 4)
+    bad = [v for v in ann["keypoints"][2::3] if v not in (0, 1, 2)]
+    if bad:
+        raise DataError(f"{ann_file}: {where}: keypoint visibility {bad[0]!r} (allowed: 0, 1, 2)")
+    w, h = ann["bbox"][2:]
+    if w <= 0 or h <= 0:
+        raise DataError(f"{ann_file}: {where}: bbox width {w} and height {h} (allowed: both > 0)")
 
 
 @dataclass
@@ -112,8 +126,7 @@ class PoseSource:
             image_id = ann.get("image_id")
             if image_id not in self._images:
                 raise DataError(f"{f}: {where}: field 'image_id' = {image_id!r} names no image of the file")
-            _check_number_list(f, where, "keypoints", ann.get("keypoints"), 3 * j)
-            _check_number_list(f, where, "bbox", ann.get("bbox"), 4)
+            check_annotation(f, where, ann, j)
             if "iscrowd" in ann and ann["iscrowd"] not in (0, 1, True, False):
                 raise DataError(f"{f}: {where}: field 'iscrowd' must be 0 or 1, got {ann['iscrowd']!r}")
             if "num_keypoints" in ann and not isinstance(ann["num_keypoints"], int):

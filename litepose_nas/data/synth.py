@@ -498,7 +498,7 @@ def summary(root: str | Path, layout: str) -> dict:
     out = {}
     for split in DATASET_SPLITS[layout]:
         ann_file, _ = layout_paths(Path(root), layout, split)
-        if not ann_file.is_file():
+        if not ann_file.exists():
             continue
         src = open_dataset(root, layout, split)
         gt = src.gt_dict()

@@ -178,6 +178,37 @@ def _survivors_dense(heatmaps: np.ndarray, candidates: np.ndarray, kernel: int) 
     return np.flatnonzero(survive)
 
 
+def _drop_tied_neighbours(heatmaps: np.ndarray, hits: np.ndarray, kernel: int) -> np.ndarray:
+    """The NMS survivors ``hits`` (ascending flat indices) less those with an equal survivor earlier
+    in raster order within their window: a plateau, or two neighbouring pixels of exactly equal
+    value, gives one candidate (its first pixel), not one person per pixel. Which pixel is kept
+    depends only on the map, so the result is deterministic."""
+    if len(hits) < 2:
+        return hits
+    num_joints, height, width = heatmaps.shape
+    flat = heatmaps.reshape(-1)
+    vals = flat[hits]
+    # tied survivors share a joint and a value: most maps have none, and this check is cheap
+    order = np.lexsort((vals, hits // (height * width)))
+    same = (vals[order][1:] == vals[order][:-1]) & (hits[order][1:] // (height * width) == hits[order][:-1] // (height * width))
+    if not same.any():
+        return hits
+    mask = np.zeros(flat.shape, dtype=np.bool_)
+    mask[hits] = True
+    x = hits % width
+    y = hits // width % height
+    before, after = _window_bounds(kernel)
+    tied = np.zeros(len(hits), dtype=bool)
+    for dy in range(-before, 1):
+        for dx in range(-before, after + 1):
+            if dy == 0 and dx >= 0:
+                break              # only the window pixels before the centre in raster order
+            inside = (y + dy >= 0) & (x + dx >= 0) & (x + dx < width)
+            other = np.where(inside, hits + dy * width + dx, 0)
+            tied |= inside & mask[other] & (flat[other] == vals)
+    return hits[~tied]
+
+
 def top_candidates(heatmaps: np.ndarray, tags: np.ndarray, k: int, nms_kernel: int = 5,
                    threshold: float = 0.0) -> Candidates:
     """Per joint type the ``k`` strongest NMS survivors above ``threshold`` (value, then flat pixel
@@ -191,9 +222,10 @@ def top_candidates(heatmaps: np.ndarray, tags: np.ndarray, k: int, nms_kernel: i
 
 
 def _top_candidates(heatmaps: np.ndarray, tags: np.ndarray, k: int, nms_kernel: int,
-                    threshold: float) -> tuple[Candidates, np.ndarray | None]:
+                    threshold: float, one_per_tie: bool = False) -> tuple[Candidates, np.ndarray | None]:
     """:func:`top_candidates` of contiguous float32 maps, and the flat indices of all the pixels
-    above the threshold when they are few (refine reuses them), else None."""
+    above the threshold when they are few (refine reuses them), else None. ``one_per_tie`` keeps
+    one candidate of survivors tied within a window (:func:`_drop_tied_neighbours`)."""
     if threshold < 0:
         raise ValueError(f"detection threshold must be >= 0, got {threshold}")
     num_joints, height, width = heatmaps.shape
@@ -203,6 +235,8 @@ def _top_candidates(heatmaps: np.ndarray, tags: np.ndarray, k: int, nms_kernel: 
     val = np.full((num_joints, k), -np.inf, dtype=np.float32)
     tag = np.zeros((num_joints, k, tag_dim), dtype=np.float32)
     hits, above = _nms_survivors(heatmaps, threshold, nms_kernel)
+    if one_per_tie:
+        hits = _drop_tied_neighbours(heatmaps, hits, nms_kernel)
     if len(hits) == 0:
         return Candidates(xy=xy, val=val, tag=tag), above
     j_idx = hits // n_pix
@@ -429,7 +463,10 @@ def group(
         raise ValueError(f"joint_order must be a permutation of 0..{num_joints - 1}, got {order}")
     if max_people < 1:
         raise ValueError(f"max_people must be at least 1, got {max_people}")
-    cand, above = _top_candidates(heatmaps, tag_maps, max_people, nms_kernel, detection_threshold)
+    # the original keys people by tag, so tied neighbouring peaks (equal tags) merge into one person;
+    # people keyed by integers would start one per tied pixel: keep one candidate per tie instead
+    cand, above = _top_candidates(heatmaps, tag_maps, max_people, nms_kernel, detection_threshold,
+                                  one_per_tie=not exact)
     if exact:
         people = _match_exact(cand, order, detection_threshold, tag_threshold, max_people, use_detection_val)
     else:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DataError, InputError
-from ..io import write_bytes_atomic, write_json_atomic
+from ..io import read_bytes_bounded, write_bytes_atomic, write_json_atomic
 from ..decode.postprocess import MAX_IMAGE_SIDE
 from .metadata import ExportMetadata, metadata_for_model
 
@@ -214,9 +214,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     import cv2
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: image not found")
-    data = np.fromfile(str(path), dtype=np.uint8)
+    data = np.frombuffer(read_bytes_bounded(path, "image", DataError), dtype=np.uint8)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..io import read_json_bounded
 from ..keypoints import KeypointSpec, spec_for_joints
 from ..space.arch import Arch
 from .onnx_export import INPUT_NAME, OUTPUT_NAMES, OUTPUT_STRIDES, total_stride
@@ -179,11 +180,7 @@ class ExportMetadata:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: metadata file not found")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_json_bounded(path, "export metadata", InputError), str(path))
 
 
 def metadata_for_model(model_path: str | os.PathLike) -> ExportMetadata:

@@ -28,6 +28,10 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
     from ..checkpoints import check_state_dict
 
     what = f"the static LitePose of {model.arch.describe()}" if hasattr(model, "arch") else "the model"
+    for key, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_complex():
+            # copying into a real parameter would silently drop the imaginary part
+            raise CheckpointError(f"{source}: tensor {key!r} is {tensor.dtype} (allowed: real tensors)")
     check_state_dict(model.state_dict(), state, source, what)
     model.load_state_dict(state, strict=True)
 

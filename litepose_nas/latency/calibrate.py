@@ -13,7 +13,6 @@ mobile), ``latency_tables/paper/whole_model_latency.csv`` (shipped; sources and 
 """
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..errors import InputError, TableError
+from ..io import csv_rows, read_text_bounded
 from ..resources import shipped_dir
 from ..space.arch import Arch
 from ..space.search_space import ArchArrays
@@ -55,10 +55,7 @@ def paper_points(csv_path: str | Path) -> dict[str, list[CalibrationPoint]]:
 
     archs = published_archs()
     path = Path(csv_path)
-    try:
-        rows = list(csv.DictReader(path.open()))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the paper's latency table ({exc})") from None
+    rows = csv_rows(read_text_bounded(path, "latency table", InputError), str(path), InputError, dict_reader=True)
     out: dict[str, list[CalibrationPoint]] = {dev: [] for dev, _ in PAPER_DEVICES.values()}
     for col, (dev, _) in PAPER_DEVICES.items():
         seen = set()
@@ -193,10 +190,7 @@ def derive_paper_tables(base: LatencyTable, out_dir: str | Path, suffix: str = "
 def read_points_csv(path: str | Path) -> list[CalibrationPoint]:
     """User measurements: a CSV with columns ``arch`` (architecture JSON path) and ``ms``."""
     path = Path(path)
-    try:
-        rows = list(csv.DictReader(path.open()))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
+    rows = csv_rows(read_text_bounded(path, "latency table", InputError), str(path), InputError, dict_reader=True)
     if not rows or not {"arch", "ms"} <= set(rows[0]):
         raise InputError(f"{path}: expected a CSV with columns arch,ms (architecture JSON path, measured ms)")
     out = []

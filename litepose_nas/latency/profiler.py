@@ -112,6 +112,15 @@ class _Partial:
     def __init__(self, path: Path, identity: dict[str, Any]) -> None:
         self.path = path
         self.records: list[dict[str, Any]] = []
+        self._lock_path = path.with_name(f".{path.name}.lock")
+        self._lock = _take_lock(self._lock_path, path)
+        try:
+            self._open(path, identity)
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(self, path: Path, identity: dict[str, Any]) -> None:
         if path.exists():
             not_progress = (f"{path}: not a profiler progress file; delete it to start again "
                             "or choose another --out")
@@ -157,6 +166,28 @@ class _Partial:
 
     def close(self) -> None:
         self._fh.close()
+        self._release()
+
+    def _release(self) -> None:
+        # remove the lock file while holding the lock: a waiting run then makes a fresh one
+        self._lock_path.unlink(missing_ok=True)
+        os.close(self._lock)
+
+
+def _take_lock(lock_path: Path, partial: Path) -> int:
+    """An exclusive lock on ``lock_path`` (released by the kernel if the process dies), so that a
+    second run into the same ``--out`` stops with one line instead of interleaving the progress file."""
+    import fcntl
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise TableError(f"{partial}: another profile run is writing this table now; wait for it to finish "
+                         "or choose another --out") from None
+    return fd
 
 
 def profile_space(
@@ -328,8 +359,8 @@ def profile_space(
     except BaseException:
         partial.close()
         raise
-    partial.close()
     partial.path.unlink()
+    partial.close()
     return table
 
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TableError
-from ..io import write_text_atomic
+from ..io import csv_rows, read_json_bounded, read_text_bounded, write_text_atomic
 from ..space.arch import Arch
 from ..space.search_space import ArchArrays, SearchSpace
 from .layers import _BITS, FIELDS, KINDS, LayerConfig, pack, slot_keys, unpack
@@ -231,12 +231,9 @@ class LatencyTable:
 
 
 def _read_header(path: Path) -> dict[str, Any]:
-    try:
-        header = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TableError(f"{path}: latency table header not found (each NAME.csv needs its NAME.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TableError(f"{path}: latency table header is not valid JSON ({exc})") from None
+    if not path.exists():
+        raise TableError(f"{path}: latency table header not found (each NAME.csv needs its NAME.json)")
+    header = read_json_bounded(path, "latency table header", TableError)
     if not isinstance(header, dict):
         raise TableError(f"{path}: latency table header must be a JSON object")
     for key in REQUIRED_HEADER:
@@ -249,19 +246,17 @@ def _read_header(path: Path) -> dict[str, Any]:
         isinstance(corr.get(k), (int, float)) and math.isfinite(corr[k]) for k in ("scale", "offset_ms")
     ):
         raise TableError(f"{path}: header field 'correction' must hold finite numbers 'scale' and 'offset_ms'")
+    if corr["scale"] <= 0:
+        # a non-positive scale turns every prediction around (a search would pick the slowest net)
+        raise TableError(f"{path}: header field 'correction.scale' is {corr['scale']} (allowed: a number > 0)")
     if not isinstance(header["num_joints"], int) or header["num_joints"] <= 0:
         raise TableError(f"{path}: header field 'num_joints' must be a positive integer, got {header['num_joints']!r}")
     return header
 
 
 def _read_rows(path: Path) -> tuple[list[LayerConfig], np.ndarray, np.ndarray, np.ndarray]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise TableError(f"{path}: latency table not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: cannot read latency table ({exc})") from None
-    reader = csv.reader(io.StringIO(text))
+    text = read_text_bounded(path, "latency table", TableError)
+    reader = iter(csv_rows(text, str(path), TableError))
     head = next(reader, None)
     if head is None or tuple(head) != COLUMNS:
         raise TableError(f"{path}: first line must be the columns {','.join(COLUMNS)}")
@@ -324,23 +319,22 @@ def _search_dirs() -> list[tuple[str, Path]]:
 def list_tables() -> list[dict[str, Any]]:
     """Every readable table in the user folder and the shipped folder (user first).
 
-    Each item: ``name, device, runtime, provenance, space, path, source`` (+ ``error`` if broken).
+    Each item: ``name, device, runtime, provenance, space, path, source, valid`` (+ ``error`` if
+    broken). Each table is read whole, so a garbage CSV under a good header is listed as invalid.
     """
     out = []
     for source, folder in _search_dirs():
         if not folder.is_dir():
             continue
         for csv_path in sorted(folder.glob("*.csv")):
-            if not csv_path.with_suffix(".json").is_file():
-                continue
             item: dict[str, Any] = {"name": csv_path.stem, "path": str(csv_path), "source": source}
             try:
-                h = _read_header(csv_path.with_suffix(".json"))
+                h = LatencyTable.load(csv_path).header
                 p = h["provenance"]
                 item.update(device=h["device"], runtime=h["runtime"], space=h["space"],
-                            provenance=p.get("kind", "") if isinstance(p, dict) else str(p))
+                            provenance=p.get("kind", "") if isinstance(p, dict) else str(p), valid=True)
             except TableError as exc:
-                item.update(device="", runtime="", space="", provenance="", error=str(exc))
+                item.update(device="", runtime="", space="", provenance="", valid=False, error=str(exc))
             out.append(item)
     return out
 
@@ -361,6 +355,9 @@ def load_table(name_or_path: str | os.PathLike, space: SearchSpace | str | None 
     space_name = space.name if isinstance(space, SearchSpace) else space
     tables = list_tables()
     exact = [t for t in tables if t["name"] == name]
+    if exact and not exact[0]["valid"]:
+        # a broken user table is reported, not silently replaced by the shipped one of that name
+        raise TableError(exact[0]["error"])
     if space_name is not None:
         matching = [t for t in exact if t.get("space") == space_name]
         matching += [t for t in tables if t.get("device") == name and t.get("space") == space_name]

@@ -5,10 +5,12 @@ from .protocols import (
     crowd_subsets, crowdpose_gt, crowdpose_metrics, keypoint_metrics, protocol_eval,
 )
 from .results import gt_as_results, people_to_results, read_results, write_results
+from .score import ScoreResult, check_detections, load_ground_truth, score, score_results
 
 __all__ = [
     "coco_metrics", "crowdpose_metrics", "keypoint_metrics", "protocol_eval", "crowd_subsets", "crowdpose_gt",
     "people_to_results", "gt_as_results", "write_results", "read_results", "oks_matrix", "coco_from_dict",
     "load_results", "run_cocoeval", "summarize", "COCO_METRICS", "CROWDPOSE_METRICS", "CROWD_BOUNDARIES",
-    "CROWDPOSE_AREA_FACTOR", "PROTOCOLS",
+    "CROWDPOSE_AREA_FACTOR", "PROTOCOLS", "score", "score_results", "check_detections", "load_ground_truth",
+    "ScoreResult",
 ]

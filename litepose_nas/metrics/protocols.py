@@ -66,6 +66,12 @@ def crowd_subsets(gt: dict) -> dict[str, list[int]]:
     return subsets
 
 
+def official_round(value: np.floating, decimals: int = 4) -> float:
+    """Round as crowdposetools does: numpy's rounding of a numpy value (scale, round half to even,
+    unscale), so 0.00625 gives 0.0062 where Python's correctly rounded ``round()`` gives 0.0063."""
+    return float(np.round(np.float64(value), decimals))
+
+
 def crowdpose_metrics(gt: dict, results: Sequence[dict], max_dets: int = 20) -> dict[str, float]:
     """The official CrowdPose numbers (crowdposetools), computed with pycocotools.
 
@@ -88,7 +94,7 @@ def crowdpose_metrics(gt: dict, results: Sequence[dict], max_dets: int = 20) -> 
             out[f"AP_{name}"] = -1.0
             continue
         ev = run_cocoeval(coco_gt, coco_dt, sigmas, max_dets, img_ids=ids)
-        out[f"AP_{name}"] = round(float(np.mean(ev.eval["precision"][:, :, :, 0, :])), 4)
+        out[f"AP_{name}"] = official_round(np.mean(ev.eval["precision"][:, :, :, 0, :]))
     return out
 
 

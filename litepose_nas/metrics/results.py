@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..io import write_text_atomic
+from ..io import read_json_bounded, write_text_atomic
 
 
 def people_to_results(image_id: int, people: np.ndarray, scores: Sequence[float], category_id: int = 1) -> list[dict]:
@@ -51,12 +51,7 @@ def write_results(path: str | os.PathLike, results: Sequence[dict]) -> Path:
 
 def read_results(path: str | os.PathLike) -> list[dict]:
     """Read a COCO results file (a JSON list of detections)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: results file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json_bounded(path, "results file", DataError)
     if not isinstance(data, list) or any(not isinstance(r, dict) or "keypoints" not in r for r in data):
         raise DataError(f"{path}: expected a JSON list of detections with 'image_id', 'keypoints', 'score'")
     return data

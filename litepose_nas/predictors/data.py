@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArchError, DataError
+from ..io import csv_rows, loads_json_bounded, read_text_bounded
 from ..space import Arch, SearchSpace
 
 COLUMNS = ("index", "space", "macs_g", "ap", "ap50", "ap75", "seconds", "arch")
@@ -58,25 +59,21 @@ def trim_partial_row(path: Path) -> None:
 def read_evals(path: str | os.PathLike, target: str = "ap") -> EvalTable:
     """Read an evaluation table; errors name the file, the row and the column."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: evaluation table not found" if not path.exists() else f"{path}: is not a file")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV file") from None
+    if not path.exists():
+        raise DataError(f"{path}: evaluation table not found")
+    text = read_text_bounded(path, "evaluations table", DataError)
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # a row cut short by a kill
-    reader = csv.DictReader(io.StringIO(text))
-    fields = reader.fieldnames or []
+    fields = next(iter(csv_rows(text[: text.find("\n") + 1], str(path), DataError)), [])
+    reader = csv_rows(text, str(path), DataError, dict_reader=True)
     for column in ("arch", target):
         if column not in fields:
             raise DataError(f"{path}: missing column {column!r} (columns: {', '.join(fields) or 'none'}; required: arch, {target})")
     archs, ys, rows = [], [], []
     for i, row in enumerate(reader, start=2):
         try:
-            arch = Arch.from_dict(json.loads(row["arch"]), source=f"{path} line {i} column arch")
-        except json.JSONDecodeError:
-            raise DataError(f"{path} line {i}: column arch is not valid JSON") from None
+            arch = Arch.from_dict(loads_json_bounded(row["arch"], f"{path} line {i} column arch", DataError),
+                                  source=f"{path} line {i} column arch")
         except ArchError as exc:
             raise DataError(str(exc)) from None
         try:

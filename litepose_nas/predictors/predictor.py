@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import PredictorError
+from ..io import load_npz_bounded, read_json_bounded
 from ..space import Arch, SearchSpace
 from .features import Featurizer, SpaceTranslator, as_encoded, space_fingerprint
 from .models import MODEL_TYPES, MODELS, Model, fit_model
@@ -76,6 +77,10 @@ class Predictor:
         if space is not None and space_fingerprint(space) != space_fingerprint(self.space):
             enc = self.translator(space)(enc)
         out = self.model.predict(self.featurizer.transform(enc)) * self.y_std + self.y_mean
+        if not np.isfinite(out).all():
+            # finite weights can still overflow; a NaN score would be ranked silently
+            raise PredictorError(f"{self.source or 'predictor'}: predicts NaN or infinite accuracy for "
+                                 f"{int((~np.isfinite(out)).sum())} of {len(out)} architectures (broken predictor?)")
         return float(out[0]) if single else out
 
     __call__ = predict
@@ -146,12 +151,7 @@ class Predictor:
         """
         folder = resolve_predictor_path(path)
         meta_path = folder / META_FILE
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PredictorError(f"{meta_path}: cannot read predictor ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise PredictorError(f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        meta = read_json_bounded(meta_path, "predictor", PredictorError)
         where = str(folder)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise PredictorError(f"{meta_path}: format {meta.get('format') if isinstance(meta, dict) else None!r} not supported (expected {FORMAT!r})")
@@ -166,27 +166,41 @@ class Predictor:
             raise PredictorError(f"{meta_path}: model.kind {kind!r} not known (allowed: {', '.join(MODEL_TYPES)})")
         if space_fingerprint(fitted_space) != meta["space"].get("fingerprint"):
             raise PredictorError(f"{meta_path}: space fingerprint does not match its definition (file edited?)")
-        try:
-            with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except FileNotFoundError:
-            raise PredictorError(f"{folder / ARRAYS_FILE}: file not found (a predictor folder needs {META_FILE} and {ARRAYS_FILE})") from None
-        except (OSError, ValueError) as exc:
-            raise PredictorError(f"{folder / ARRAYS_FILE}: not a safe numpy .npz file ({exc})") from None
+        if not (folder / ARRAYS_FILE).exists():
+            raise PredictorError(f"{folder / ARRAYS_FILE}: file not found (a predictor folder needs {META_FILE} and {ARRAYS_FILE})")
+        arrays = load_npz_bounded(folder / ARRAYS_FILE, "predictor arrays", PredictorError)
+        for name, array in arrays.items():
+            if array.dtype.kind not in "biuf":
+                raise PredictorError(f"{folder / ARRAYS_FILE}: array {name!r} has dtype {array.dtype} (allowed: real numbers)")
+            if not np.isfinite(array).all():
+                # a NaN weight makes every score NaN, and a search would rank NaNs silently
+                raise PredictorError(f"{folder / ARRAYS_FILE}: array {name!r} holds NaN or infinite values")
         pred = cls(fitted_space, kind, seed=model_meta.get("seed", 0), **model_meta.get("hparams", {}))
         pred.model = MODELS[kind].from_state(model_meta, arrays, where)
         width = pred.featurizer.num_features
         first = _input_width(pred.model)
         if first is not None and first != width:
             raise PredictorError(f"{where}: model expects {first} features, space '{fitted_space.name}' gives {width}")
-        pred.y_mean = float(target["mean"])
-        pred.y_std = float(target["std"])
+        pred.y_mean, pred.y_std = _target_scale(target, meta_path)
         pred.provenance = dict(meta.get("provenance") or {})
         pred.cv_report = meta.get("cv")
         pred.source = where
         if space is not None:
             pred.check_space(space)
         return pred
+
+
+def _target_scale(target: Any, meta_path: Path) -> tuple[float, float]:
+    """``target.mean`` and ``target.std``: finite numbers, the std positive."""
+    values = []
+    for key in ("mean", "std"):
+        v = target.get(key) if isinstance(target, dict) else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise PredictorError(f"{meta_path}: field target.{key} is {v!r} (allowed: a finite number)")
+        values.append(float(v))
+    if values[1] <= 0:
+        raise PredictorError(f"{meta_path}: field target.std is {values[1]} (allowed: a number > 0)")
+    return values[0], values[1]
 
 
 def _input_width(model: Model) -> int | None:
@@ -205,7 +219,7 @@ def resolve_predictor_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.is_file() and p.name == META_FILE:
         return p.parent
-    if p.is_dir() and (p / META_FILE).is_file():
+    if p.is_dir() and (p / META_FILE).exists():
         return p
     if p.is_file():
         raise PredictorError(f"{p}: expected a predictor folder holding {META_FILE} and {ARRAYS_FILE}")

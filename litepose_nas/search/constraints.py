@@ -7,6 +7,7 @@ Searchers call both on whole batches, so one generation costs a few numpy operat
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -28,6 +29,11 @@ class Constraint:
     unit: str = ""
     label: str = ""
     info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        # a NaN budget makes every row infeasible (NaN comparisons are false), an infinite one none
+        if not math.isfinite(self.limit):
+            raise InputError(f"budget {self.name} = {self.limit} (allowed: a finite number)")
 
     def values(self, encoded: np.ndarray) -> np.ndarray:
         return np.asarray(self.fn(np.atleast_2d(encoded)), dtype=np.float64)

@@ -66,12 +66,14 @@ def open_storage(url: str | None):
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        path = Path(url[len("journal:"):])
+        path = _storage_file(url, url[len("journal:"):])
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:"):
+        if not url.startswith("sqlite:///"):
+            raise InputError(f"storage {url!r}: a sqlite URL is sqlite:///relative.db or sqlite:////absolute.db")
+        _storage_file(url, url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         # several processes write one file: wait for the lock instead of failing at once
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
     try:
@@ -81,6 +83,45 @@ def open_storage(url: str | None):
         raise InputError(f"storage {mask_url(url)}: database driver missing ({exc})") from None
     except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server
         raise InputError(f"storage {mask_url(url)}: cannot open ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def _storage_file(url: str, text: str) -> Path:
+    """The file of a sqlite or journal storage, checked before anything is created: a sane name
+    (not empty, no ':' as in ``sqlite://///:::``, not at the filesystem root) in a writable place."""
+    from ..io import check_output_path
+
+    path = Path(text)
+    if not path.name or ":" in text or (path.is_absolute() and path.parent == Path(path.anchor)):
+        raise InputError(f"storage {url!r}: {text!r} is not a usable database file path "
+                         "(allowed: e.g. sqlite:///runs/study.db or journal:runs/study.log)")
+    return check_output_path(path, "storage file", InputError)
+
+
+def fail_dead_workers(study) -> int:
+    """Mark FAIL the RUNNING trials of workers of this machine that no longer exist; returns how many.
+
+    RDB storages do this with Optuna's heartbeat (``fail_stale_trials``); a journal file has no
+    heartbeat, so a killed worker's trial would stay RUNNING forever. Trials of other machines are
+    left alone (their processes cannot be checked from here).
+    """
+    from optuna.storages import RDBStorage
+    from optuna.trial import TrialState
+
+    from ..io import pid_alive
+
+    if isinstance(study._storage, RDBStorage):
+        from optuna.storages import fail_stale_trials
+
+        fail_stale_trials(study)
+        return 0
+    host = socket.gethostname()
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        name, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if name == host and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed += 1
+    return failed
 
 
 def mask_url(url: str | None) -> str:
@@ -131,6 +172,7 @@ def run_study(problem: Problem, storage_url: str | None, study_name: str, n_tria
     if list(probe.directions) != [optuna.study.StudyDirection.MAXIMIZE] + (
             [optuna.study.StudyDirection.MINIMIZE] if multi_objective else []):
         raise InputError(f"study {study_name!r} in {mask_url(storage_url)} has other objectives; pick another --study-name")
+    fail_dead_workers(probe)
     existing = len(probe.get_trials(deepcopy=False))
     done = len(probe.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     remaining = n_trials - done
@@ -152,13 +194,14 @@ def run_study(problem: Problem, storage_url: str | None, study_name: str, n_tria
     names = [c.name for c in problem.constraints]
 
     def objective(trial):
+        # first: a worker that dies during this trial is then known by host and pid
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         values = {dim.name: trial.suggest_categorical(dim.name, list(dim.choices)) for _, dim in params}
         enc = _rows_from_params(space, [values])
         costs = problem.costs(enc)[0]
         for name, value, lim in zip(names, costs, limits):
             trial.set_constraint(name, float(value - lim))
         score = float(problem.objective(enc)[0])
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         return (score, float(costs[0])) if multi_objective else score
 
     callbacks = [optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,))]

@@ -7,7 +7,6 @@ every other command reads) and ``pareto.png`` (matplotlib).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, JobError
+from ..io import read_json_bounded
 from ..space import Arch, SearchSpace
 from .pareto import pareto_mask, unique_rows
 
@@ -135,10 +135,7 @@ class SearchResult:
     def load(cls, path: str | os.PathLike) -> "SearchResult":
         """Read a ``result.json`` (the evaluated-candidates cloud is not stored, the front is)."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: cannot read search result ({exc})") from None
+        data = read_json_bounded(path, "search result", InputError)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise InputError(f"{path}: not a search result (format must be {FORMAT!r})")
         space = SearchSpace.from_dict(data["space_definition"], source=f"{path}: space_definition")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ArchError
+from ..io import loads_json_bounded, read_text_bounded
 
 if TYPE_CHECKING:
     from .plan import Wiring
@@ -93,11 +94,7 @@ class Arch:
     def from_json(cls, path_or_text: str | os.PathLike) -> "Arch":
         """Read an architecture from a JSON file path or from JSON text."""
         text, source = _read_json_source(path_or_text)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArchError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-        return _parse_arch(data, source)
+        return _parse_arch(loads_json_bounded(text, source, ArchError), source)
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
@@ -186,10 +183,7 @@ def _read_file(path: Path) -> tuple[str, str]:
         raise ArchError(f"{path}: file not found")
     if path.is_dir():
         raise ArchError(f"{path}: is a folder, expected an architecture JSON file")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise ArchError(f"{path}: not a text file (expected architecture JSON)") from None
+    text = read_text_bounded(path, "architecture JSON", ArchError)
     if not text.strip():
         raise ArchError(f"{path}: file is empty (expected architecture JSON)")
     return text, str(path)

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArchError, SpaceError
+from ..io import read_text_bounded
 from .arch import CHANNEL_DIVISOR, DEFAULT_STEM_MID_CHANNELS, Arch, Block, Stage
 from .plan import MAX_HEAD_LEVELS, MIN_HEAD_LEVELS, SPACE_FIELDS, Wiring, wiring
 
@@ -175,14 +176,13 @@ class SearchSpace:
         import yaml
 
         resolved = resolve_space_path(path)
-        try:
-            text = resolved.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpaceError(f"{resolved}: cannot read search space ({exc})") from None
+        text = read_text_bounded(resolved, "search space", SpaceError)
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise SpaceError(f"{resolved}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        except RecursionError:
+            raise SpaceError(f"{resolved}: YAML nested too deeply") from None
         return _parse_space(data, str(resolved))
 
     def to_dict(self) -> dict[str, Any]:
@@ -522,8 +522,8 @@ class SearchSpace:
 def resolve_space_path(path: str | os.PathLike) -> Path:
     """A path as given, or the name of a shipped space (``litepose``, ``litepose-elastic``)."""
     candidate = Path(path)
-    if candidate.is_file():
-        return candidate
+    if candidate.exists() and not candidate.is_dir():
+        return candidate      # a special file is refused by the bounded reader, naming it
     from ..resources import shipped_dir
 
     shipped = shipped_dir("search_spaces")

@@ -397,6 +397,24 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
+        fresh_dir = not self.out_dir.exists()
+        try:
+            return self._run()
+        except BaseException:
+            self._remove_unstarted_run(fresh_dir)
+            raise
+
+    def _remove_unstarted_run(self, fresh_dir: bool) -> None:
+        """A new run that failed before its first checkpoint leaves nothing behind: no config.json
+        (a later run would look like a broken resume), no metrics, no folder it created."""
+        if self.resume or not self.info.is_main or self.checkpoint_path.exists():
+            return
+        for name in (CONFIG_NAME, METRICS_NAME):
+            (self.out_dir / name).unlink(missing_ok=True)
+        if fresh_dir and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()
+
+    def _run(self) -> TrainResult:
         cfg = self.config
         start = self._setup()
         result = TrainResult(self.out_dir, start)
