@@ -20,6 +20,7 @@ _FIELDS = {
     "workers": "num_workers", "memory_format": "memory_format", "amp": "amp", "checkpoint_every": "checkpoint_every",
     "log_every": "log_every", "val_every": "val_every", "val_images": "val_images", "val_resolution": "val_resolution",
     "init_from": "init_from", "sigma": "sigma", "push_weight": "push_weight", "pull_weight": "pull_weight",
+    "push_loss": "push_loss", "push_margin": "push_margin", "tag_cost": "tag_cost",
 }
 # may differ on --resume: the length of the run (the schedule is defined over it)
 _RESUME_FREE = {"steps"}
@@ -40,7 +41,8 @@ def _resolutions(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _common_options(f: Callable) -> Callable:
-    from ..train.config import AMP_MODES, MEMORY_FORMATS, OPTIMIZERS, SCHEDULES, TrainConfig
+    from ..tag_cost import TAG_COSTS
+    from ..train.config import AMP_MODES, MEMORY_FORMATS, OPTIMIZERS, PUSH_LOSSES, SCHEDULES, TrainConfig
 
     d = TrainConfig()
     options = [
@@ -70,6 +72,13 @@ def _common_options(f: Callable) -> Callable:
                      help="Associative-embedding push factor (original: 0.001)."),
         click.option("--pull-weight", type=click.FloatRange(min=0), default=d.pull_weight, show_default=True,
                      help="Associative-embedding pull factor (original: 0.001)."),
+        click.option("--push-loss", type=click.Choice(PUSH_LOSSES), default=d.push_loss, show_default=True,
+                     help="Push term: max = hinge at --push-margin; exp = the original's, whose gradient vanishes "
+                          "when tags coincide (docs/training.md)."),
+        click.option("--push-margin", type=click.FloatRange(min=0, min_open=True), default=d.push_margin,
+                     show_default=True, help="Tag distance beyond which 'max' stops pushing two people apart."),
+        click.option("--tag-cost", type=click.Choice(TAG_COSTS), default=d.tag_cost, show_default=True,
+                     help="Grouping cost in validation: distance, or original (round(distance) * 100 - heatmap)."),
         click.option("--seed", type=int, default=d.seed, show_default=True),
         click.option("--workers", type=click.IntRange(min=0), default=d.num_workers, show_default=True,
                      help="Data-loader worker processes."),
