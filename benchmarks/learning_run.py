@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--minutes", type=float, default=15.0)
+    p.add_argument("--steps", type=int, default=0,
+                   help="planned steps (the lr schedule's length) instead of the calibrated estimate: on a loaded "
+                        "machine the 4-step calibration is optimistic and the schedule's decays never come")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--val-images", type=int, default=80)
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         _run(_cli(*head, *common, "--out", cal, "--steps", "4", "--val-every", "-1"), env)
         per_step[name] = _seconds_per_step(cal, args.batch_size)
     budget = args.minutes * 60.0
-    steps = {name: max(10, int(budget / s)) for name, s in per_step.items()}
+    steps = {name: args.steps or max(10, int(budget / s)) for name, s in per_step.items()}
     steps.update({k: v for k, v in plan.get("planned_steps", {}).items() if k in jobs})
     from litepose_nas.io import write_json_atomic
 
