@@ -86,7 +86,7 @@ class ErrorBreakdown:
             previous = ap
         for name, share in self.shares.items():
             rows.append([f"joints: {name}", f"{share:6.1%} ({self.keypoints[name]})"])
-        rows += [["detections", str(self.detections)],
+        rows += [["detections evaluated (top maxDets per image)", str(self.detections)],
                  ["false-positive people (background)", str(self.background)],
                  ["duplicate people", str(self.duplicates)],
                  ["people missed (false negatives)", f"{self.false_negatives} of {self.people}"]]
