@@ -234,16 +234,9 @@ def network_maps(
     return heatmaps, tags, info
 
 
-def predict_people(
-    model: Any,
-    image: np.ndarray,
-    input_size: int,
-    flip_index: Sequence[int] | None = None,
-    *,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **group_kwargs: Any,
-) -> tuple[np.ndarray, np.ndarray]:
+def predict_people(model: Any, image: np.ndarray, input_size: int, flip_index: Sequence[int] | None = None, *,
+                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                   **group_kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` on one ``HxWx3`` uint8 RGB image: people ``[P, J, 3]`` in image pixels, scores
     (:func:`network_maps`, then :func:`people_from_maps`)."""
     heatmaps, tags, info = network_maps(model, image, input_size, flip_index, mean=mean, std=std)
