@@ -91,6 +91,10 @@ def test_config_defaults_follow_the_original_recipe_but_the_tag_loss():
     # a config saved before the loss was selectable trained the original recipe
     legacy = {k: v for k, v in cfg.to_dict().items() if k not in ("push_loss", "push_margin", "tag_cost")}
     assert (TrainConfig.from_dict(legacy).push_loss, TrainConfig.from_dict(legacy).tag_cost) == ("exp", "original")
+    with pytest.raises(InputError, match="push_loss 'hinge' not allowed .*allowed: exp, max"):
+        cfg.replace(push_loss="hinge")
+    with pytest.raises(InputError, match="tag_cost 'nearest' not allowed .*allowed: original, distance"):
+        cfg.replace(tag_cost="nearest")
     assert cfg.train_resolutions() == (64, 96)  # the space's
     arch = tiny_space().smallest().to_dict()
     assert default_config("subnet", arch=arch).lr == 4e-3
