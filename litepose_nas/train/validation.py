@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..space.arch import Arch
+from ..tag_cost import DEFAULT_TAG_COST
 
 
 class _OnDevice(nn.Module):
@@ -48,7 +49,7 @@ def subset_gt(source: Any, max_images: int) -> tuple[dict, list[int]]:
 @torch.no_grad()
 def evaluate_subnet(model: nn.Module, source: Any, input_size: int, max_images: int = 0, protocol: str | None = None,
                     device: torch.device | str = "cpu", memory_format: torch.memory_format = torch.contiguous_format,
-                    flip_test: bool = False, tag_cost: str = "original") -> dict[str, float]:
+                    flip_test: bool = False, tag_cost: str = DEFAULT_TAG_COST) -> dict[str, float]:
     """Keypoint metrics (``AP``, ``AP50``, ...) of a static network on the first ``max_images``
     images of ``source`` (a :class:`~litepose_nas.data.PoseSource`), test input size ``input_size``,
     grouping with ``tag_cost`` (:mod:`litepose_nas.tag_cost`)."""
