@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/learning")
     p.add_argument("--data", default=None, help="existing dataset folder (default: OUT/data, generated)")
     p.add_argument("--images", type=int, default=800, help="synthetic images (10%% become val)")
+    p.add_argument("--preset", choices=("easy", "medium", "hard"), default="easy", help="synthetic data preset")
     p.add_argument("--space", default="litepose-elastic")
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data) if args.data else out / "data"
     if not data.exists():
-        _run(_cli("data", "synth", "--out", data, "--images", args.images, "--layout", "coco", "--preset", "easy",
+        _run(_cli("data", "synth", "--out", data, "--images", args.images, "--layout", "coco", "--preset", args.preset,
                   "--seed", "0", "--quiet"))
     from litepose_nas.space import SearchSpace
 
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     report = {
-        "space": args.space, "resolution": args.resolution, "batch_size": args.batch_size, "lr": args.lr,
+        "space": args.space, "preset": None if args.data else args.preset, "resolution": args.resolution, "batch_size": args.batch_size, "lr": args.lr,
         "minutes": args.minutes, "ae_weight": args.ae_weight, "push_loss": args.push_loss, "tag_cost": args.tag_cost, "threads_per_job": threads, "parallel": args.parallel, "data": str(data),
         "train_images": args.images - max(1, round(args.images * 0.1)), "val_images": args.val_images,
         "seconds_per_step": per_step, "planned_steps": steps, "wall_s": round(wall, 1),
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             for pt in points:
                 print(f"{pt['step']:>6} {pt['minutes']:>9.2f} " + " ".join(f"{v:>14.3f}" for v in pt["AP"].values()))
     if args.png:
-        _plot(curves, args.png, f"{args.space} @ {args.resolution} px, easy preset, load {load_before[0]:.1f}")
+        _plot(curves, args.png, f"{args.space} @ {args.resolution} px, {args.preset if not args.data else args.data}, "
+                                f"load {load_before[0]:.1f}")
         print(f"curves: {args.png}")
     if args.json_out:
         from litepose_nas.io import write_json_atomic
