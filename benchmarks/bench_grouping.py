@@ -12,7 +12,7 @@ sigma 2, exact tags; 10% of joints unlabelled), it times per image:
   Hungarian, per-person dense refine), in the same run, for the ratio on this machine;
 
 and reports the oracle AP (maxDets 100) of each, the original parser's times measured by the
-project (``../shared/docs/evaluation-and-decoding.md``, 128x128 only), the speed-ups over them and
+project on the original code (128x128 only), the speed-ups over them and
 over the reference, and whether ``group`` meets the issue's target (at least 10x faster than the
 original: <= 0.65 / 1.15 / 2.48 / 5.18 ms), judged on the median wall time and, separately, on the
 median CPU time (``time.process_time``; other jobs on the machine inflate wall clock more than CPU

@@ -51,6 +51,33 @@ def _step_fn(model, arch, batch, loss_fn, device):
     return step
 
 
+def _amp_step_fn(step_module, batch, device, dtype):
+    """One training step of a ``StepModule`` (``step_module(batch) -> (loss, stats)``) under autocast
+    ``dtype`` (None: fp32), with a GradScaler for fp16, Adam; synchronised on CUDA."""
+    import torch
+
+    from litepose_nas.train import accel
+
+    opt = torch.optim.Adam(step_module.parameters(), lr=1e-4)
+    scaler = accel.make_scaler(dtype, device)
+
+    def step() -> None:
+        with accel.autocast(device, dtype):
+            loss, _ = step_module(batch)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="litepose")

@@ -3,7 +3,7 @@
 Safety: files are read with ``torch.load(..., weights_only=True)`` only, so a checkpoint that
 holds anything but tensors and plain containers is refused without running any of its code.
 
-The original repository saves two layouts (``../shared/docs/checkpoint-layout-search-XS.json``):
+The original repository saves two layouts (``tests/data/checkpoint-layout-search-XS.json``):
 
 * ``static`` (``lib/models/pose_mobilenet.py``): the network of one architecture, e.g. the
   published LitePose-Auto-XS..L models;

@@ -15,10 +15,29 @@ class Result:
     stderr: str
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> Result:
+# The CLI as a base install (no torch) runs it: importing torch fails as if it were not installed.
+# (A finder, not ``sys.modules['torch'] = None``: scipy looks torch up in sys.modules and trips on None.)
+_WITHOUT_TORCH = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class NoTorch(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoTorch())
+from litepose_nas.cli import main
+main(sys.argv[1:], prog_name="litepose-nas")
+"""
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
+            without_torch: bool = False) -> Result:
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    entry = ["-c", _WITHOUT_TORCH] if without_torch else ["-m", "litepose_nas.cli"]
     proc = subprocess.run(
-        [sys.executable, "-m", "litepose_nas.cli", *map(str, args)],
+        [sys.executable, *entry, *map(str, args)],
         capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)

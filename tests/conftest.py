@@ -1,32 +1,48 @@
-"""Shared fixtures: the reference material beside the repository, copied into tmp folders."""
+"""Shared fixtures: the reference data inside the repository, copied into tmp folders."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SEED_NAMES = ("search-XS", "search-S", "search-M", "search-L", "prune-S", "prune-M", "prune-L")
+from data_paths import LAYOUT_FILE, PUBLISHED, REAL, SEED_NAMES, TEST_DATA
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"reference material not found at {SHARED} (expected ../shared beside the repo root)")
-    return SHARED
+def published_dir() -> Path:
+    """``search_spaces/published/``: the paper's architectures, shipped with the package."""
+    return PUBLISHED
+
+
+@pytest.fixture(scope="session")
+def test_data_dir() -> Path:
+    return TEST_DATA
+
+
+@pytest.fixture(scope="session")
+def checkpoint_layout() -> dict:
+    """State_dict keys, shapes and dtypes of the original LitePose model and supernet."""
+    return json.loads(LAYOUT_FILE.read_text())
 
 
 @pytest.fixture
-def seed_configs(shared_dir: Path, tmp_path: Path) -> dict[str, Path]:
+def seed_configs(tmp_path: Path) -> dict[str, Path]:
     """The published architecture files, copied into a temporary folder."""
     out = tmp_path / "seed-configs"
     out.mkdir()
-    paths = {}
-    for name in SEED_NAMES:
-        paths[name] = Path(shutil.copy(shared_dir / "seed-configs" / f"{name}.json", out / f"{name}.json"))
-    return paths
+    return {name: Path(shutil.copy(PUBLISHED / f"{name}.json", out / f"{name}.json")) for name in SEED_NAMES}
+
+
+@pytest.fixture
+def real_samples(tmp_path: Path) -> dict[str, dict]:
+    """The real COCO and CrowdPose samples, copied into tmp_path/{coco,crowdpose} and read from there."""
+    out = {}
+    for name, file in (("coco", "test_coco.json"), ("crowdpose", "test_crowdpose.json")):
+        shutil.copytree(REAL / name, tmp_path / name)
+        out[name] = json.loads((tmp_path / name / file).read_text())
+    return out
 
 
 @pytest.fixture(scope="module")

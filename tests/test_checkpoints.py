@@ -5,7 +5,6 @@ import builtins
 import dataclasses
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +23,7 @@ from litepose_nas.errors import CheckpointError
 from litepose_nas.space import Arch, SearchSpace
 from litepose_nas.supernet import SuperLitePose
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from data_paths import LAYOUT_FILE, PUBLISHED
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -33,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture()
 def layout(tmp_path) -> dict:
     path = tmp_path / "checkpoint-layout-search-XS.json"
-    shutil.copy(SHARED / "docs" / "checkpoint-layout-search-XS.json", path)
+    shutil.copy(LAYOUT_FILE, path)
     return json.loads(path.read_text())
 
 
@@ -66,7 +65,7 @@ def test_static_layout_loads_strictly(layout, tmp_path):
     assert ckpt.num_joints == 14
     assert ckpt.num_parameters == xs["num_parameters"] == 1_675_552
     assert ckpt.arch == Arch.from_dict(xs["arch"])
-    assert ckpt.arch == Arch.from_json(SHARED / "seed-configs" / "search-XS.json")
+    assert ckpt.arch == Arch.from_json(PUBLISHED / "search-XS.json")
     loaded = ckpt.model.state_dict()
     assert len(loaded) == xs["num_state_dict_entries"] == 679
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
@@ -237,7 +236,7 @@ def test_cli_checkpoint_info(layout, tmp_path):
     result = runner.invoke(main, ["checkpoint", "info", str(tmp_path / "xs.pth")])
     assert result.exit_code == 0, result.output
     assert "pose_mobilenet" in result.output and "1,675,552" in result.output and "CrowdPose" in result.output
-    seed_xs = SHARED / "seed-configs" / "search-XS.json"
+    seed_xs = PUBLISHED / "search-XS.json"
     result = runner.invoke(main, ["checkpoint", "info", str(tmp_path / "xs.pth"), "--json", "--arch", str(seed_xs)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -245,7 +244,7 @@ def test_cli_checkpoint_info(layout, tmp_path):
     assert report["arch_check"]["fits"] is True
     assert set(report["in_spaces"]) == {"litepose", "litepose-elastic"}
     result = runner.invoke(main, ["checkpoint", "info", str(tmp_path / "sup.pth"), "--json",
-                                  "--arch", str(SHARED / "seed-configs" / "search-L.json")])
+                                  "--arch", str(PUBLISHED / "search-L.json")])
     report = json.loads(result.output)
     assert report["layout"] == "supernet" and report["num_parameters"] == 5_837_904
     assert report["arch_check"]["fits"] is True and "litepose" in report["in_spaces"]

@@ -18,10 +18,9 @@ from litepose_nas.data.transforms import crop_matrix, flip_joints, transform_joi
 from litepose_nas.errors import DataError
 from litepose_nas.keypoints import keypoint_spec
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REAL = SHARED / "real-data"
+from data_paths import REAL
+
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real-data not present")
 
 
 def _coco_layout(tmp_path: Path, split: str = "val", gt: dict | None = None) -> Path:
@@ -46,7 +45,6 @@ def _crowdpose_layout(tmp_path: Path, split: str = "test") -> Path:
 
 
 # -- readers on the real samples ------------------------------------------------------------------
-@needs_real
 def test_coco_reader_real_samples(tmp_path):
     root = _coco_layout(tmp_path, "val")
     src = open_dataset(root, "coco", "val")
@@ -68,7 +66,6 @@ def test_coco_reader_real_samples(tmp_path):
     assert 785 not in train.image_ids and len(train.image_ids) == 3
 
 
-@needs_real
 def test_coco_reader_accepts_unzipped_layout(tmp_path):
     root = _coco_layout(tmp_path, "val")
     (root / "images" / "val2017").rename(root / "val2017")
@@ -77,7 +74,6 @@ def test_coco_reader_accepts_unzipped_layout(tmp_path):
     assert src.load_image(40083).shape == (333, 500, 3)
 
 
-@needs_real
 def test_crowdpose_reader_real_samples(tmp_path):
     root = _crowdpose_layout(tmp_path)
     src = open_dataset(root, "crowdpose", "test")
@@ -95,7 +91,6 @@ def test_crowdpose_reader_real_samples(tmp_path):
     assert mask[y + h // 2, x + w // 2] == 1 and mask.sum() <= (w + 2) * (h + 2)
 
 
-@needs_real
 def test_dataset_on_real_samples_masks_cover_unannotated_people(tmp_path):
     from pycocotools import mask as mask_utils
 
@@ -153,7 +148,6 @@ def test_crowd_region_masked_in_training_sample(tmp_path):
 
 
 # -- errors ---------------------------------------------------------------------------------------
-@needs_real
 def test_missing_files_and_malformed_annotations(tmp_path):
     with pytest.raises(DataError, match="not found"):
         open_dataset(tmp_path / "absent", "coco", "val")
@@ -183,7 +177,6 @@ def test_missing_files_and_malformed_annotations(tmp_path):
         open_dataset(root, "coco", "val")
 
 
-@needs_real
 def test_crowdpose_json_read_as_coco_is_refused(tmp_path):
     root = tmp_path / "x"
     (root / "annotations").mkdir(parents=True)

@@ -1,11 +1,8 @@
 """Decoding: grouping on oracle maps, agreement with the loop-and-Hungarian port, test-time transforms."""
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -270,15 +267,6 @@ def test_resize_info_and_affine_round_trip():
     y, x = np.unravel_index(warped[..., 0].argmax(), warped.shape[:2])
     expect = m @ np.array([401.0, 201.0, 1.0])
     assert abs(x - expect[0]) <= 1 and abs(y - expect[1]) <= 1
-
-
-@pytest.fixture
-def real_samples(shared_dir: Path, tmp_path: Path) -> dict[str, dict]:
-    out = {}
-    for name, file in (("coco", "test_coco.json"), ("crowdpose", "test_crowdpose.json")):
-        shutil.copytree(shared_dir / "real-data" / name, tmp_path / name)
-        out[name] = json.loads((tmp_path / name / file).read_text())
-    return out
 
 
 def _people_of(gt: dict, image_id: int, num_joints: int) -> np.ndarray:

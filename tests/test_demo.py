@@ -49,7 +49,8 @@ def test_exact_predictor_proxy_resolution():
 @pytest.mark.slow
 def test_demo_fast_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    res = run_cli("demo", "--out", out, "--fast", "--quiet", "--json", timeout=900)
+    # one thread: the suite runs two workers on two cores, and oversubscribed torch threads crawl
+    res = run_cli("demo", "--out", out, "--fast", "--threads", "1", "--quiet", "--json", timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     printed = json.loads(res.stdout)
     summary = json.loads((out / "summary.json").read_text())
@@ -81,12 +82,12 @@ def test_demo_fast_end_to_end(tmp_path):
     assert inf.returncode == 0, inf.stderr
     # a rerun resumes: every stage is skipped, the report is rewritten
     before = (out / "state.json").read_text()
-    again = run_cli("demo", "--out", out, "--fast", timeout=300)
+    again = run_cli("demo", "--out", out, "--fast", "--threads", "1", timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("skipped") == len(stages)
     assert (out / "state.json").read_text() == before
     # another seed into the same folder is refused, nothing changed
-    other = run_cli("demo", "--out", out, "--fast", "--seed", "3")
+    other = run_cli("demo", "--out", out, "--fast", "--threads", "1", "--seed", "3")
     assert_one_line_error(other, 2, "other settings")
 
 

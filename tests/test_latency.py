@@ -72,11 +72,11 @@ def test_enumerated_layers_are_exactly_those_of_all_archs(tiny_space):
     assert {c.cout for c in listed if c.kind == "final"} == {34, 17}
 
 
-def test_original_space_layer_count_and_published_archs_covered(shared_dir):
+def test_original_space_layer_count_and_published_archs_covered(published_dir):
     space = SearchSpace.from_yaml("litepose")
     layers = set(enumerate_layers(space, 17))
     assert len(layers) == 852
-    archs = [Arch.from_json(shared_dir / "seed-configs" / f"search-{n}.json") for n in ("XS", "S", "M", "L")]
+    archs = [Arch.from_json(published_dir / f"search-{n}.json") for n in ("XS", "S", "M", "L")]
     a = space.arrays(space.encode(archs))
     for i in range(len(archs)):
         cfgs = arch_layers(a, 17, 32, i)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,14 +19,9 @@ from litepose_nas.oracle import random_people, scenes_to_coco
 
 
 @pytest.fixture
-def real_gt(shared_dir: Path, tmp_path: Path) -> dict[str, dict]:
+def real_gt(real_samples: dict[str, dict]) -> dict[str, dict]:
     """The real COCO and CrowdPose samples, copied into tmp_path and read from there."""
-    out = {}
-    for name, file in (("coco", "test_coco.json"), ("crowdpose", "test_crowdpose.json")):
-        dst = tmp_path / name
-        shutil.copytree(shared_dir / "real-data" / name, dst)
-        out[name] = json.loads((dst / file).read_text())
-    return out
+    return real_samples
 
 
 def _synthetic_gt(dataset: str, seed: int, images: int = 6, people: int = 8) -> dict:

@@ -37,9 +37,9 @@ def hook_macs(model: nn.Module, size: int) -> int:
     return total
 
 
-def test_state_dict_matches_original_layout(shared_dir):
-    layout = json.loads((shared_dir / "docs" / "checkpoint-layout-search-XS.json").read_text())
-    xs = Arch.from_json(shared_dir / "seed-configs" / "search-XS.json")
+def test_state_dict_matches_original_layout(checkpoint_layout, published_dir):
+    layout = checkpoint_layout
+    xs = Arch.from_json(published_dir / "search-XS.json")
     expected = layout["litepose_search_xs_crowdpose"]
     state = build_model(xs, 14).state_dict()
     assert list(state) == [e["key"] for e in expected["entries"]]
@@ -52,12 +52,12 @@ def test_state_dict_matches_original_layout(shared_dir):
     assert params(xs, 17) == coco["num_parameters"]
 
 
-def test_original_checkpoint_layout_loads_strictly(shared_dir):
+def test_original_checkpoint_layout_loads_strictly(checkpoint_layout, published_dir):
     """A state dict built from the layout file alone loads with strict=True and no renaming."""
-    layout = json.loads((shared_dir / "docs" / "checkpoint-layout-search-XS.json").read_text())
+    layout = checkpoint_layout
     state = {e["key"]: torch.randn(e["shape"]) if e["dtype"] == "float32" else torch.tensor(3)
              for e in layout["litepose_search_xs_crowdpose"]["entries"]}
-    model = build_model(Arch.from_json(shared_dir / "seed-configs" / "search-XS.json"), 14)
+    model = build_model(Arch.from_json(published_dir / "search-XS.json"), 14)
     model.load_state_dict(state, strict=True)
     assert torch.equal(model.first[0][0].weight, state["first.0.0.weight"])
 

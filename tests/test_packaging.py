@@ -27,6 +27,9 @@ def test_wheel_contains_data_folders(wheel):
     for folder in ("search_spaces", "predictors", "latency_tables"):
         assert any(n.startswith(f"litepose_nas/_shipped/{folder}/") for n in names), folder
     assert "litepose_nas/_shipped/search_spaces/litepose.yaml" in names
+    # what `arch info search-XS` and the derived tables' calibration read from an installed wheel
+    assert "litepose_nas/_shipped/search_spaces/published/search-XS.json" in names
+    assert "litepose_nas/_shipped/latency_tables/paper/whole_model_latency.csv" in names
 
 
 def test_installed_wheel_finds_its_data(wheel, tmp_path):

@@ -5,7 +5,6 @@ import copy
 import dataclasses
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,8 @@ from litepose_nas.models import LitePose
 from litepose_nas.space import Arch, SearchSpace
 from litepose_nas.supernet import SuperLitePose, centre_crop, channel_groups, recalibrate_bn
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from data_paths import LAYOUT_FILE, PUBLISHED
+
 RES = 64  # the network runs at any multiple of 32; small keeps the suite fast
 TOL = 1e-5
 
@@ -86,7 +86,7 @@ def mixed_kernel_arch(space: SearchSpace) -> Arch:
 # ---------------------------------------------------------------------- layout
 def test_state_dict_matches_original_supernet_layout(elastic, tmp_path):
     layout_file = tmp_path / "layout.json"
-    shutil.copy(SHARED / "docs" / "checkpoint-layout-search-XS.json", layout_file)
+    shutil.copy(LAYOUT_FILE, layout_file)
     layout = json.loads(layout_file.read_text())["superlitepose_crowdpose"]
     net = SuperLitePose(elastic, num_joints=14)
     state = net.state_dict()
@@ -171,7 +171,7 @@ def test_set_active_then_forward(supernet, elastic):
 
 
 def test_any_input_size_and_seed_config(supernet):
-    arch = Arch.from_json(SHARED / "seed-configs" / "search-XS.json")
+    arch = Arch.from_json(PUBLISHED / "search-XS.json")
     x = torch.randn(1, 3, 96, 64)  # not square, not the arch's img_size
     with torch.no_grad():
         assert max_diff(supernet(x, arch), supernet.extract(arch)(x)) <= TOL

@@ -15,15 +15,16 @@ def arch() -> None:
 @click.argument("files", nargs=-1, required=True)
 @space_option
 def validate(files: tuple[str, ...], space_path: str) -> None:
-    """Check that each FILE is a well-formed architecture inside the search space."""
+    """Check that each FILE (or published name, e.g. search-XS) is a well-formed architecture inside the search space."""
     from ..errors import ArchError
     from ..space import Arch
+    from ..space.published import resolve_arch_path
 
     space = load_space(space_path)
     failures = []
     for path in files:
         try:
-            space.validate(Arch.from_json(path), source=path)
+            space.validate(Arch.from_json(resolve_arch_path(path)), source=path)
             click.echo(f"ok: {path} ({space.name})")
         except ArchError as exc:
             failures.append(str(exc))
@@ -41,12 +42,13 @@ def validate(files: tuple[str, ...], space_path: str) -> None:
               help="14 for CrowdPose, 17 for COCO.")
 @json_option
 def info(file: str, num_joints: str, as_json: bool) -> None:
-    """Resolution, widths, depths, kernels, parameters and MACs of an architecture FILE."""
+    """Resolution, widths, depths, kernels, parameters and MACs of an architecture FILE or published name (search-XS)."""
     from ..cost import cost_arrays
     from ..resources import shipped_dir
     from ..space import Arch, ArchArrays, SearchSpace
+    from ..space.published import resolve_arch_path
 
-    a = Arch.from_json(file)
+    a = Arch.from_json(resolve_arch_path(file))
     joints = int(num_joints)
     cost = {k: int(v[0]) for k, v in cost_arrays(ArchArrays.from_archs([a]), joints).items()}
     spaces = [SearchSpace.from_yaml(p) for p in sorted(shipped_dir("search_spaces").glob("*.yaml"))]

@@ -16,10 +16,12 @@ from .common import json_option, quiet_option
               help="Supernet training time limit [default: 5 (full), 0.5 (--fast)]; more gives a better predictor.")
 @click.option("--archs", type=click.IntRange(min=6), default=None,
               help="Subnets evaluated for the predictor [default: 20 (full), 6 (--fast)].")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Intra-op threads of torch and onnxruntime [default: 2]; 1 when other jobs share the cores.")
 @quiet_option
 @json_option
 def demo(out_dir: str, fast: bool, seed: int, ship: str | None, supernet_minutes: float | None, archs: int | None,
-         quiet: bool, as_json: bool) -> None:
+         threads: int | None, quiet: bool, as_json: bool) -> None:
     """Generate data, train a supernet, fit the predictor, profile, search, fine-tune, evaluate,
     export and infer; writes OUT/report.md and OUT/summary.json."""
     import dataclasses
@@ -28,7 +30,7 @@ def demo(out_dir: str, fast: bool, seed: int, ship: str | None, supernet_minutes
     from .common import echo_json
 
     settings = DemoSettings.fast() if fast else DemoSettings.full()
-    changes = {k: v for k, v in (("supernet_minutes", supernet_minutes), ("archs", archs)) if v is not None}
+    changes = {k: v for k, v in (("supernet_minutes", supernet_minutes), ("archs", archs), ("threads", threads)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
     summary = run_demo(out_dir, fast=fast, seed=seed, quiet=quiet or as_json, ship=ship, settings=settings)
     if as_json:

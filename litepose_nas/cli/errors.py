@@ -14,6 +14,7 @@ T = TypeVar("T")
 
 USAGE_EXIT = 2
 RUNTIME_EXIT = 1
+TORCH_HINT = "pip install 'litepose-nas[torch]'"
 
 
 def _one_line(message: str) -> str:
@@ -54,6 +55,12 @@ def run_cli_command(call: Callable[[], T]) -> T:
         sys.exit(exc.exit_code)
     except InputError as exc:
         _fail(exc, USAGE_EXIT)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch" or os.environ.get("LITEPOSE_NAS_DEBUG"):
+            raise
+        # a base install (no torch) runs search, profiling and table tools; training and models need the extra
+        click.echo(f"error: {_command_name()} needs torch: {TORCH_HINT}", err=True)
+        sys.exit(RUNTIME_EXIT)
     except BrokenPipeError:
         # the reader of our output went away (e.g. `| head`): stop quietly, as Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -71,6 +78,12 @@ def run_cli_command(call: Callable[[], T]) -> T:
                    "(rerun with LITEPOSE_NAS_DEBUG=1 for the traceback)", err=True)
         sys.exit(RUNTIME_EXIT)
     raise AssertionError("unreachable")
+
+
+def _command_name() -> str:
+    """``litepose-nas <command>`` as typed (first non-option word), for messages."""
+    words = [w for w in sys.argv[1:] if not w.startswith("-")]
+    return "litepose-nas" + (f" {words[0]}" if words else "")
 
 
 def _fail(exc: BaseException, status: int) -> None:

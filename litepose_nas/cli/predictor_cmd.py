@@ -124,7 +124,13 @@ def info(path, as_json) -> None:
 @quiet_option
 def collect(supernet_path, data_dir, dataset, n_archs, out_csv, space_path, calib_batches, batch_size, val_images,
             train_split, val_split, torch_device, seed, resolution_scale, quiet) -> None:
-    """Evaluate N subnets of a supernet (BN recalibrated, official AP) into an evals.csv, row by row."""
+    """Evaluate N subnets of a supernet (BN recalibrated, official AP) into an evals.csv, row by row.
+
+    Under `torchrun --nproc_per_node N` each process evaluates every N-th architecture into its own
+    part file (OUT.rankR.part) and rank 0 merges them into OUT at the end; --device cuda puts each
+    process on its own GPU."""
+    import os
+
     from ..predictors.collect import collect_evals
     from .common import load_space
 
@@ -134,6 +140,6 @@ def collect(supernet_path, data_dir, dataset, n_archs, out_csv, space_path, cali
         batch_size=batch_size, val_images=val_images, train_split=train_split, val_split=val_split,
         device=torch_device, seed=seed, progress=not quiet, resolution_scale=resolution_scale,
     )
-    if not quiet:
+    if not quiet and int(os.environ.get("RANK", "0")) == 0:
         click.echo(f"{summary['done']} of {summary['requested']} architectures in {out_csv} "
                    f"({summary['new']} evaluated now, {summary['skipped']} already there)")

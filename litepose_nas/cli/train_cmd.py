@@ -21,6 +21,8 @@ _FIELDS = {
     "log_every": "log_every", "val_every": "val_every", "val_images": "val_images", "val_resolution": "val_resolution",
     "init_from": "init_from", "sigma": "sigma", "push_weight": "push_weight", "pull_weight": "pull_weight",
     "push_loss": "push_loss", "push_margin": "push_margin", "tag_cost": "tag_cost",
+    "compile": "compile", "pin_memory": "pin_memory", "persistent_workers": "persistent_workers",
+    "gpu_resize": "gpu_resize",
 }
 # may differ on --resume: the length of the run (the schedule is defined over it)
 _RESUME_FREE = {"steps"}
@@ -42,7 +44,9 @@ def _resolutions(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 def _common_options(f: Callable) -> Callable:
     from ..tag_cost import TAG_COSTS
-    from ..train.config import AMP_MODES, MEMORY_FORMATS, OPTIMIZERS, PUSH_LOSSES, SCHEDULES, TrainConfig
+    from ..train.config import (
+        AMP_MODES, MEMORY_FORMATS, OPTIMIZERS, PIN_MEMORY_MODES, PUSH_LOSSES, SCHEDULES, TrainConfig,
+    )
 
     d = TrainConfig()
     options = [
@@ -84,7 +88,17 @@ def _common_options(f: Callable) -> Callable:
                      help="Data-loader worker processes."),
         click.option("--memory-format", type=click.Choice(MEMORY_FORMATS), default=d.memory_format, show_default=True),
         click.option("--amp", type=click.Choice(AMP_MODES), default=d.amp, show_default=True,
-                     help="Mixed precision (CUDA only; 'auto' = on when training on a GPU)."),
+                     help="Mixed precision. auto: bf16 on GPUs that support it, fp16 with loss scaling on older "
+                          "GPUs, off on CPU; on: auto, but fail without CUDA."),
+        click.option("--compile/--no-compile", "compile", default=d.compile, show_default=True,
+                     help="torch.compile the network (`train` only; the first steps compile for minutes)."),
+        click.option("--pin-memory", type=click.Choice(PIN_MEMORY_MODES), default=d.pin_memory, show_default=True,
+                     help="Page-locked batches for asynchronous copies to the GPU (auto: on CUDA only)."),
+        click.option("--persistent-workers/--no-persistent-workers", default=d.persistent_workers,
+                     show_default=True, help="Keep data-loader workers alive between loader iterations."),
+        click.option("--gpu-resize/--no-gpu-resize", default=d.gpu_resize, show_default=True,
+                     help="Workers prepare the largest training size; the device resizes to the step's size and "
+                          "renders its heatmaps and tag targets."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads per process."),
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=d.checkpoint_every, show_default=True),

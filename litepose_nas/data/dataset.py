@@ -57,7 +57,12 @@ class PoseDataset(Dataset):
     default). Replacement keeps batch shapes and determinism (it depends only on the index); the
     sample's ``bad_image`` entry holds the skipped image id (-1 if none), which
     :class:`BadImageCounter` sums up across data-loader workers.
+
+    ``device_targets = True`` (``--gpu-resize``): the heatmaps and tag indices are left to the
+    device (:mod:`litepose_nas.train.device_targets`); the sample carries ``people`` instead.
     """
+
+    device_targets = False
 
     def __init__(self, source: PoseSource, input_size: int = 256, output_sizes: Sequence[int] | None = None,
                  train: bool = True, max_people: int = 30, sigma: float = 2.0, seed: int = 0,
@@ -141,13 +146,19 @@ class PoseDataset(Dataset):
             m = scale_matrix(mat, size / s)
             jt = joints_in.copy()
             jt[..., :2] *= size / s
-            hms.append(torch.from_numpy(heatmaps(jt, size, self.sigma)))
+            hms.append(torch.zeros(0) if self.device_targets else torch.from_numpy(heatmaps(jt, size, self.sigma)))
             if ignore is None:
                 mask = np.ones((size, size), np.float32)
             else:
                 # outside the image is background (nothing is there), so only ignored regions get 0
                 mask = (warp(ignore.astype(np.float32), m, size, border_value=0.0) < 0.5).astype(np.float32)
             masks.append(torch.from_numpy(mask))
+        if self.device_targets:
+            from ..train.device_targets import people_tensor
+
+            return {"image": normalize(image), "heatmaps": hms, "masks": masks,
+                    "people": people_tensor(joints_in, self.max_people),
+                    "image_id": torch.tensor(image_id, dtype=torch.int64)}
         jt4 = joints_in.copy()
         jt4[..., :2] *= self.output_sizes[0] / s
         return {

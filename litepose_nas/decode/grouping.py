@@ -1,6 +1,6 @@
 """Bottom-up grouping: heatmaps + associative-embedding tags -> people (numpy/scipy, no torch).
 
-The steps are those of the original parser (``../shared/docs/evaluation-and-decoding.md``): max-pool NMS
+The steps are those of the original parser (``docs/decoding-and-metrics.md``): max-pool NMS
 and top-k candidates per joint type, joint-by-joint tag matching with an optimal assignment, a
 quarter-pixel adjustment, scoring, and refine. Here people are rows of preallocated arrays indexed by
 integers, the candidates of one joint type are matched in one vectorized cost matrix solved by scipy's

@@ -1,6 +1,6 @@
 """From an image and a network's outputs to people in image coordinates.
 
-The original test pipeline (``../shared/docs/evaluation-and-decoding.md``): resize about the centre
+The original test pipeline (``docs/decoding-and-metrics.md``): resize about the centre
 so the short side is the input size and the long side a multiple of 64; run the network (and on the
 flipped image with flip test); upsample stage 1 to stage 2, average the heatmaps of both stages (and
 of both flips), keep stage 1's tags (both flips side by side); upsample everything to the resized

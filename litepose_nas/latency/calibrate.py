@@ -9,7 +9,7 @@ reported *held out* (leave-one-out: refit without it, predict it). When the two-
 better held-out than ``k`` alone, ``k`` alone is kept.
 
 Real data used: the Lite Pose paper's whole-model latencies of LitePose-Auto-XS/S/M (and L on
-mobile), ``device-data/litepose-paper/whole_model_latency.csv``.
+mobile), ``latency_tables/paper/whole_model_latency.csv`` (shipped; sources and license in its README).
 """
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..errors import InputError, TableError
+from ..resources import shipped_dir
 from ..space.arch import Arch
 from ..space.search_space import ArchArrays
 from .layers import slot_keys
 from .table import LatencyTable
 
+PAPER_LATENCY_FILE = "paper/whole_model_latency.csv"
 # paper column -> shipped device table name, and what the paper says about how it was measured
 PAPER_DEVICES = {
     "nano_ms": ("jetson-nano", "NVIDIA Jetson Nano GPU, TVM auto-scheduler (paper Sec. 5.2), batch 1, precision not stated"),
@@ -170,10 +172,15 @@ def derive_table(base: LatencyTable, device: str, points: Sequence[CalibrationPo
     return LatencyTable(header, list(base.configs), median, p90, base.samples.copy())
 
 
-def derive_paper_tables(base: LatencyTable, device_data: str | Path, out_dir: str | Path,
-                        suffix: str = "") -> list[LatencyTable]:
+def paper_latency_csv() -> Path:
+    """The paper's whole-model latencies, shipped in ``latency_tables/paper/``."""
+    return shipped_dir("latency_tables") / PAPER_LATENCY_FILE
+
+
+def derive_paper_tables(base: LatencyTable, out_dir: str | Path, suffix: str = "",
+                        paper_csv: str | Path | None = None) -> list[LatencyTable]:
     """The shipped ``jetson-nano``, ``mobile`` and ``raspberry-pi-4`` tables from ``base``."""
-    pts = paper_points(Path(device_data) / "litepose-paper" / "whole_model_latency.csv")
+    pts = paper_points(paper_csv if paper_csv is not None else paper_latency_csv())
     tables = []
     for col, (dev, desc) in PAPER_DEVICES.items():
         runtime = "tvm-auto-scheduler" if col != "mobile_ms" else "unknown (paper: Snapdragon 855 GPU)"
@@ -213,11 +220,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--base", default="x86-cpu-ort-2t")
-    ap.add_argument("--device-data", default=str(Path(__file__).resolve().parents[3] / "shared" / "device-data"))
+    ap.add_argument("--paper-csv", default=None, help="whole-model latencies (default: the shipped paper table)")
     ap.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[2] / "latency_tables"))
     ap.add_argument("--suffix", default="")
     args = ap.parse_args(argv)
-    for t in derive_paper_tables(load_table(args.base), args.device_data, args.out_dir, args.suffix):
+    for t in derive_paper_tables(load_table(args.base), args.out_dir, args.suffix, args.paper_csv):
         c = t.header["calibration"]
         print(f"{t.name}: model {c['model']}, k={c['k']:.4f}, o={c['o_ms_per_layer']:.4f} ms/layer, "
               f"LOO MAPE {c['loo_mape_pct']:.1f} %, fit MAPE {c['fit_mape_pct']:.1f} %")

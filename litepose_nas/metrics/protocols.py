@@ -1,6 +1,6 @@
 """The two keypoint protocols: COCO (pycocotools as is) and CrowdPose (rebuilt on pycocotools).
 
-See ``docs/decoding-and-metrics.md`` and ``../shared/docs/evaluation-and-decoding.md``.
+See ``docs/decoding-and-metrics.md``.
 """
 from __future__ import annotations
 

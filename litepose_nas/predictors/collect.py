@@ -14,7 +14,6 @@ import numpy as np
 
 from ..errors import DataError
 from ..space import Arch, SearchSpace
-from .data import append_row, read_evals, trim_partial_row
 
 
 def _van_der_corput(k: int) -> float:
@@ -61,39 +60,53 @@ def collect_evals(supernet_path: str | os.PathLike, data_dir: str | os.PathLike,
                   resolution_scale: float = 1.0) -> dict[str, int]:
     """Evaluate ``n_archs`` stratified subnets into ``out_csv`` (resumable). ``predictor``: an
     already built :class:`ExactPredictor` (tests), else one is loaded from the files.
-    ``resolution_scale``: evaluate each subnet at ``img_size x scale`` (a CPU proxy, see ExactPredictor)."""
-    from ..cost import macs
+    ``resolution_scale``: evaluate each subnet at ``img_size x scale`` (a CPU proxy, see ExactPredictor).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank evaluates its share of the list into its own
+    part file and rank 0 merges them into ``out_csv`` (see :mod:`.shards`); the returned counts are
+    then the whole run's on rank 0 and this rank's share elsewhere."""
+    from .collect_dist import CollectGroup
 
     out = Path(out_csv)
     if out.exists() and not out.is_file():
         raise DataError(f"{out}: is not a file")
-    if predictor is None:
-        from .exact import ExactPredictor
+    group = CollectGroup.join(out, device)
+    try:
+        if predictor is None:
+            from .exact import ExactPredictor
 
-        predictor = ExactPredictor.from_files(supernet_path, data_dir, dataset, space, train_split, val_split,
-                                              calib_batches=calib_batches, batch_size=batch_size,
-                                              val_images=val_images, device=device, seed=seed,
-                                              resolution_scale=resolution_scale)
-    space = space or predictor.space
-    archs = stratified_sample(space, n_archs, seed)
-    done: set[str] = set()
-    if out.exists() and out.stat().st_size:
-        trim_partial_row(out)
-        try:
-            done = {a.to_json() for a in read_evals(out).archs}
-        except DataError as exc:
-            if "no rows" not in str(exc):
-                raise
-    todo = [(i, a) for i, a in enumerate(archs) if a.to_json() not in done]
+            predictor = ExactPredictor.from_files(supernet_path, data_dir, dataset, space, train_split, val_split,
+                                                  calib_batches=calib_batches, batch_size=batch_size,
+                                                  val_images=val_images, device=group.device, seed=seed,
+                                                  resolution_scale=resolution_scale)
+        space = space or predictor.space
+        archs = stratified_sample(space, n_archs, seed)
+        done = group.done_archs()
+        todo = [(i, a) for i, a in group.share(archs) if a.to_json() not in done]
+        _evaluate_into(group.write_path, predictor, space, todo, progress and group.is_main,
+                       total=len(group.share(archs)), desc=group.progress_label)
+        group.finish()
+    finally:
+        group.close()
+    new = group.count_new(len(todo))
+    return {"requested": n_archs, "done": len(archs), "new": new, "skipped": len(archs) - new}
+
+
+def _evaluate_into(path: Path, predictor: Any, space: SearchSpace, todo: list[tuple[int, Arch]], progress: bool,
+                   total: int, desc: str) -> None:
+    """Evaluate ``todo`` and append one flushed row per architecture to ``path``."""
+    from ..cost import macs
+    from .data import append_row
+
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(archs), initial=len(archs) - len(todo), desc="collect", unit="arch")
+        bar = tqdm(total=total, initial=total - len(todo), desc=desc, unit="arch")
     for i, arch in todo:
         r = predictor.evaluate_arch(arch)
         m = r["metrics"]
-        append_row(out, {
+        append_row(path, {
             "index": i, "space": space.name, "macs_g": f"{macs(arch, convention='paper') / 1e9:.4f}",
             "ap": m.get("AP"), "ap50": m.get("AP50", m.get("AP .5")), "ap75": m.get("AP75", m.get("AP .75")),
             "seconds": f"{r['seconds']:.2f}", "arch": arch.to_json(),
@@ -102,4 +115,3 @@ def collect_evals(supernet_path: str | os.PathLike, data_dir: str | os.PathLike,
             bar.update(1)
     if bar:
         bar.close()
-    return {"requested": n_archs, "done": len(archs), "new": len(todo), "skipped": len(archs) - len(todo)}

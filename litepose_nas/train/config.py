@@ -29,7 +29,9 @@ DATASETS = ("coco", "crowdpose")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 MEMORY_FORMATS = ("channels_last", "channels_first")
-AMP_MODES = ("auto", "on", "off")
+# mixed precision and loader memory: see litepose_nas/train/accel.py ('on' = 'auto', CUDA required)
+AMP_MODES = ("auto", "bf16", "fp16", "off", "on")
+PIN_MEMORY_MODES = ("auto", "on", "off")
 PUSH_LOSSES = ("exp", "max")  # associative-embedding push (litepose_nas.losses)
 
 SUPERNET_LR = 4e-3
@@ -84,7 +86,12 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 2
     memory_format: str = DEFAULT_MEMORY_FORMAT
-    amp: str = "auto"  # mixed precision: on CUDA only ('auto'), never on CPU
+    amp: str = "auto"  # mixed precision: bf16 (fp16 + scaler on older GPUs) on CUDA, off on CPU
+    # speed settings (train/accel.py, train/device_targets.py; measured defaults in docs/training.md)
+    compile: bool = False
+    pin_memory: str = "auto"
+    persistent_workers: bool = True
+    gpu_resize: bool = False
     checkpoint_every: int = 200
     log_every: int = 10
     val_every: int = 0  # 0: validate at the end only; negative: never
@@ -113,6 +120,7 @@ class TrainConfig:
         choice("schedule", SCHEDULES)
         choice("memory_format", MEMORY_FORMATS)
         choice("amp", AMP_MODES)
+        choice("pin_memory", PIN_MEMORY_MODES)
         choice("push_loss", PUSH_LOSSES)
         choice("tag_cost", TAG_COSTS)
         for name in ("steps", "batch_size", "micro_batches", "lr", "sigma", "max_people", "checkpoint_every", "log_every",
@@ -121,6 +129,10 @@ class TrainConfig:
         for name in ("weight_decay", "warmup_steps", "grad_clip", "num_random", "distill_weight", "num_workers",
                      "val_images", "val_resolution", "recal_batches", "push_weight", "pull_weight"):
             positive(name, allow_zero=True)
+        if self.compile:
+            from .accel import check_compile
+
+            check_compile(self.kind)
         if self.batch_size % self.micro_batches:
             raise InputError(
                 f"training config: batch_size {self.batch_size} is not divisible by micro_batches {self.micro_batches}"

@@ -112,12 +112,15 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def make_step_loader(dataset: MultiResolutionDataset, sampler: StepBatchSampler, num_workers: int) -> DataLoader:
-    """The DataLoader over ``sampler``'s batches (workers only change speed, never content)."""
+def make_step_loader(dataset: Dataset, sampler: StepBatchSampler, num_workers: int, pin_memory: bool = False,
+                     persistent_workers: bool = False) -> DataLoader:
+    """The DataLoader over ``sampler``'s batches (workers, pinning and persistence only change speed,
+    never content)."""
     return DataLoader(
         dataset, batch_sampler=sampler, num_workers=num_workers,
         worker_init_fn=_worker_init if num_workers > 0 else None,
         prefetch_factor=2 if num_workers > 0 else None,
+        pin_memory=pin_memory, persistent_workers=persistent_workers and num_workers > 0,
     )
 
 

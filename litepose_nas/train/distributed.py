@@ -39,10 +39,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
+def init_distributed(device: str = "auto", timeout_s: float | None = None) -> DistInfo:
     """Join the process group when launched by torchrun with several processes; pick the device.
 
-    ``device``: 'auto' (CUDA when present), 'cpu' or 'cuda'.
+    ``device``: 'auto' (CUDA when present), 'cpu' or 'cuda'. ``timeout_s``: how long a collective
+    waits for the slowest rank (default: torch's).
     """
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     if device == "cuda" and not torch.cuda.is_available():
@@ -61,7 +62,12 @@ def init_distributed(device: str = "auto") -> DistInfo:
     else:
         dev = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, **({"device_id": dev} if use_cuda else {}))
+        kwargs: dict = {"device_id": dev} if use_cuda else {}
+        if timeout_s:
+            from datetime import timedelta
+
+            kwargs["timeout"] = timedelta(seconds=timeout_s)
+        dist.init_process_group(backend=backend, **kwargs)
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev, backend=backend)
 
 

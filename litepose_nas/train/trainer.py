@@ -27,10 +27,12 @@ from torch import nn
 
 from ..errors import CheckpointError, InputError, JobError
 from ..io import atomic_path, write_text_atomic
+from . import accel
 from .config import TrainConfig
 from .data import (
     MultiResolutionDataset, StepBatchSampler, check_batch_fits, make_step_loader, split_batch, to_device,
 )
+from .device_targets import DeviceTargetDataset, resize_batch, step_resolution
 from .distributed import DistInfo, average_buffers, barrier, broadcast_flag, init_distributed, mean_across_ranks, unwrap, wrap
 from .sandwich import SandwichStep, SubnetStep, sandwich_archs
 from .state import capture_rng, make_optimizer, make_scheduler, restore_rng, seed_everything
@@ -263,9 +265,7 @@ class Trainer:
         cfg = self.config
         self.info: DistInfo = init_distributed(self.device_choice)
         device = self.info.device
-        self.use_amp = device.type == "cuda" and cfg.amp in ("auto", "on")
-        if cfg.amp == "on" and device.type != "cuda":
-            raise InputError("--amp on: mixed precision needs a CUDA device (allowed here: auto, off)")
+        self.amp_dtype = accel.amp_dtype(cfg.amp, device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.memory_format = torch.channels_last if cfg.memory_format == "channels_last" else torch.contiguous_format
@@ -277,15 +277,19 @@ class Trainer:
         resolutions = cfg.train_resolutions()
         datasets = {
             r: PoseDataset(source, r, train=True, max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed)
-            for r in resolutions
+            for r in ((max(resolutions),) if cfg.gpu_resize else resolutions)
         }
         self.train_source = source
-        self.dataset = MultiResolutionDataset(datasets)
+        # --gpu-resize: the workers prepare the largest size, the device makes the step's (device_targets.py)
+        self.dataset = DeviceTargetDataset(datasets[max(resolutions)]) if cfg.gpu_resize \
+            else MultiResolutionDataset(datasets)
         # checked here as well as by the sampler: the run folder must not be created for a run that cannot start
         check_batch_fits(len(self.dataset), cfg.batch_size, self.info.world_size,
                          what=f"{cfg.data}: the training split {cfg.train_split!r}")
 
         model = build_model(cfg, self.arch_source).to(device).to(memory_format=self.memory_format).train()
+        if cfg.compile:
+            accel.compile_model(model)
         loss = make_loss(cfg).to(device)
         if cfg.kind == "supernet":
             step_module: nn.Module = SandwichStep(model, loss, cfg.distill_weight)
@@ -296,7 +300,7 @@ class Trainer:
         self.step_module = wrap(step_module, self.info, find_unused_parameters=cfg.kind == "supernet")
         self.optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
-        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
+        self.scaler = accel.make_scaler(self.amp_dtype, device)
 
         start = 0
         if self.info.is_main:
@@ -318,12 +322,14 @@ class Trainer:
             len(self.dataset), cfg.batch_size, cfg.train_resolutions(), cfg.seed,
             rank=self.info.rank, world_size=self.info.world_size, start_step=start, num_steps=cfg.steps,
         )
-        return make_step_loader(self.dataset, self.sampler, cfg.num_workers)
+        return make_step_loader(self.dataset, self.sampler, cfg.num_workers,
+                                pin_memory=accel.pin_memory(cfg.pin_memory, self.info.device),
+                                persistent_workers=cfg.persistent_workers)
 
     # ------------------------------------------------------------------ one step
     def _train_step(self, step: int, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.config
-        resolution = int(batch["image"].shape[-1])
+        resolution = step_resolution(batch)
         archs = (
             sandwich_archs(self.space, cfg.seed, step, resolution, cfg.num_random)
             if cfg.kind == "supernet" else None
@@ -331,6 +337,8 @@ class Trainer:
         if archs is not None:
             unwrap(self.step_module).set_archs(archs)
         batch = to_device(batch, self.info.device, self.memory_format)
+        if cfg.gpu_resize:
+            batch = resize_batch(batch, cfg.sigma, self.memory_format)
         chunks = split_batch(batch, cfg.micro_batches)
         totals: dict[str, torch.Tensor] = {}
         for i, chunk in enumerate(chunks):
@@ -338,7 +346,7 @@ class Trainer:
             # accumulate locally, all-reduce once with the last chunk
             sync = contextlib.nullcontext() if last or not self.info.distributed else self.step_module.no_sync()
             with sync:
-                with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
+                with accel.autocast(self.info.device, self.amp_dtype):
                     loss, stats = self.step_module(chunk)
                 loss = loss / len(chunks)
                 if self.scaler is not None:
