@@ -39,6 +39,8 @@ _LAZY = {
     "OptunaSearcher": "litepose_nas.search",
     "RandomSearcher": "litepose_nas.search",
     "ExhaustiveSearcher": "litepose_nas.search",
+    "error_breakdown": "litepose_nas.metrics",
+    "evaluate": "litepose_nas.evaluate",
     "SearchResult": "litepose_nas.search",
     "SearchBudget": "litepose_nas.search",
     "Constraint": "litepose_nas.search",
@@ -55,7 +57,7 @@ __all__ = [
     "SuperLitePose", "recalibrate_bn", "load_original_checkpoint",
     "TrainConfig", "Trainer",
     "export_model", "PoseEstimator",
-    "group", "keypoint_metrics",
+    "group", "keypoint_metrics", "error_breakdown", "evaluate",
     "search", "EvolutionSearcher", "OptunaSearcher", "RandomSearcher", "ExhaustiveSearcher",
     "SearchResult", "SearchBudget", "Constraint", "Predictor", "load_predictor", "fit_predictor", "ExactPredictor",
     "run_demo",
@@ -74,7 +76,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs (never 
     from .export import PoseEstimator, export_model
     from .latency import LatencyTable, list_tables, load_table
     from .losses import PoseLoss
-    from .metrics import keypoint_metrics
+    from .evaluate import evaluate
+    from .metrics import error_breakdown, keypoint_metrics
     from .models import LitePose, build_model, create_model, list_models
     from .predictors import ExactPredictor, Predictor, fit_predictor, load_predictor
     from .search import (

@@ -484,8 +484,11 @@ def render_report(s: dict[str, Any], out: Path) -> str:
 
     st, sett = s["stage_seconds"], s["settings"]
     dep = s["deployed"]
+    # the first line says what the run can show: --fast trains for seconds, its AP means nothing
+    title = ("# litepose-nas demo (fast): a plumbing check, not a measure of accuracy (AP near 0 is expected)"
+             if s["mode"] == "fast" else f"# litepose-nas demo ({s['mode']})")
     lines = [
-        f"# litepose-nas demo ({s['mode']})",
+        title,
         "",
         f"Seed {s['seed']}, {sett['threads']} threads, load average at start {s['machine']['load_average_start']}, "
         f"at end {s['machine']['load_average_end']} (other jobs may share the cores). "

@@ -2,7 +2,8 @@
 
 The whole original test pipeline (``docs/decoding-and-metrics.md``): test-time resize, network (and
 flipped network) outputs, stage fusion, projection to the input, grouping, inverse affine, COCO
-results, then the dataset's official protocol.
+results, then the dataset's official protocol. With ``breakdown=True`` also where AP is lost
+(:mod:`litepose_nas.metrics.breakdown`, the oracles of :mod:`litepose_nas.decode.oracles`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InputError, JobError
+from .tag_cost import DEFAULT_TAG_COST
 
 
 @dataclass
@@ -26,11 +28,17 @@ class EvalResult:
     input_size: int
     results_file: Path | None = None
     results: list[dict] = field(default_factory=list, repr=False)
+    tag_cost: str = DEFAULT_TAG_COST
+    breakdown: Any = None  # an ErrorBreakdown with breakdown=True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "metrics": self.metrics, "num_images": self.num_images,
-                "num_people": self.num_people, "flip_test": self.flip_test, "input_size": self.input_size,
-                "results_file": None if self.results_file is None else str(self.results_file)}
+        out = {"dataset": self.dataset, "metrics": self.metrics, "num_images": self.num_images,
+               "num_people": self.num_people, "flip_test": self.flip_test, "input_size": self.input_size,
+               "tag_cost": self.tag_cost,
+               "results_file": None if self.results_file is None else str(self.results_file)}
+        if self.breakdown is not None:
+            out["breakdown"] = self.breakdown.to_dict()
+        return out
 
 
 def load_weights(model: Any, path: str | os.PathLike) -> None:
@@ -60,19 +68,29 @@ def evaluate_model(
     results_file: str | os.PathLike | None = None,
     progress: bool = False,
     max_dets: int = 20,
+    tag_cost: str = DEFAULT_TAG_COST,
+    breakdown: bool = False,
     **group_kwargs: Any,
 ) -> EvalResult:
     """Run ``model`` (a ``LitePose``) over the images of ``source`` (``open_dataset(...)``).
 
     ``input_size`` defaults to the model's ``arch.img_size``; ``max_images`` takes the first images
-    only (the metrics are then computed on those images); ``group_kwargs`` go to
-    :func:`litepose_nas.decode.group`. Writes the COCO results to ``results_file`` if given.
+    only (the metrics are then computed on those images); ``tag_cost`` is the grouping cost
+    (:mod:`litepose_nas.tag_cost`), ``group_kwargs`` go to :func:`litepose_nas.decode.group`.
+    Writes the COCO results to ``results_file`` if given. ``breakdown``: also the error analysis
+    (``result.breakdown``, an :class:`~litepose_nas.metrics.breakdown.ErrorBreakdown`).
     """
     import torch
     from tqdm import tqdm
 
-    from .decode import predict_people
+    from .decode import network_maps, oracle_people, people_from_maps
     from .metrics import keypoint_metrics, people_to_results, write_results
+    from .tag_cost import tag_cost_kwargs
+
+    try:
+        group_kwargs = {**tag_cost_kwargs(tag_cost), **group_kwargs}
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
     spec = source.spec
     if getattr(model, "num_joints", spec.num_joints) != spec.num_joints:
@@ -90,23 +108,37 @@ def evaluate_model(
     model.eval()
     flip_index = list(spec.flip_index) if flip_test else None
     results: list[dict] = []
+    oracle_results: dict[str, list[dict]] = {"grouping": [], "localization": []}
     with torch.inference_mode():
         for image_id in tqdm(ids, desc="evaluate", unit="img", disable=not progress, leave=False):
-            image = source.load_image(image_id)
-            people, scores = predict_people(model, image, size, flip_index, **group_kwargs)
+            heatmaps, tags, info = network_maps(model, source.load_image(image_id), size, flip_index)
+            people, scores = people_from_maps(heatmaps, tags, info, **group_kwargs)
             results.extend(people_to_results(image_id, people, scores))
+            if breakdown:
+                oracles = oracle_people(heatmaps, tags, info, source.people(image_id), **group_kwargs)
+                for name, (o_people, o_scores) in oracles.items():
+                    oracle_results[name].extend(people_to_results(image_id, o_people, o_scores))
     gt = source.gt_dict()
     if len(ids) < len(source.image_ids) or len(ids) < len(gt["images"]):
         gt = _subset_gt(gt, ids)
+    analysis = None
     try:
         metrics = keypoint_metrics(gt, results, source.dataset, max_dets=max_dets)
+        if breakdown:
+            from .metrics.breakdown import error_breakdown
+
+            analysis = error_breakdown(gt, results, source.dataset, max_dets)
+            analysis.ap_oracle_grouping = keypoint_metrics(gt, oracle_results["grouping"], source.dataset, max_dets)["AP"]
+            analysis.ap_oracle_localization = keypoint_metrics(gt, oracle_results["localization"], source.dataset,
+                                                               max_dets)["AP"]
     except InputError:
         raise
     except Exception as exc:  # pycocotools failing on valid input is a runtime failure
         raise JobError(f"evaluation of {len(results)} detections failed: {type(exc).__name__}: {exc}") from exc
     path = write_results(results_file, results) if results_file is not None else None
     return EvalResult(metrics=metrics, dataset=source.dataset, num_images=len(ids), num_people=len(results),
-                      flip_test=flip_test, input_size=size, results_file=path, results=results)
+                      flip_test=flip_test, input_size=size, results_file=path, results=results,
+                      tag_cost=tag_cost, breakdown=analysis)
 
 
 def evaluate(
@@ -121,10 +153,13 @@ def evaluate(
     max_images: int | None = None,
     results_file: str | os.PathLike | None = None,
     progress: bool = False,
+    tag_cost: str = DEFAULT_TAG_COST,
+    breakdown: bool = False,
     **group_kwargs: Any,
 ) -> EvalResult:
     """Build the network of ``arch`` (an ``Arch`` or its JSON file), load ``weights`` (None: keep the
-    random initialisation, for smoke tests) and evaluate it on ``split`` of the dataset at ``data``."""
+    random initialisation, for smoke tests) and evaluate it on ``split`` of the dataset at ``data``
+    (:func:`evaluate_model`; ``breakdown=True`` adds the error analysis)."""
     from .data import open_dataset
     from .models import build_model
     from .space import Arch
@@ -136,4 +171,5 @@ def evaluate(
     if weights is not None:
         load_weights(model, weights)
     return evaluate_model(model, source, flip_test=flip_test, input_size=input_size, max_images=max_images,
-                          results_file=results_file, progress=progress, **group_kwargs)
+                          results_file=results_file, progress=progress, tag_cost=tag_cost, breakdown=breakdown,
+                          **group_kwargs)

@@ -75,6 +75,7 @@ def test_demo_fast_end_to_end(tmp_path):
         rel = Path(summary["artefacts"][key]).relative_to(out)
         assert f"]({rel})" in report
     assert "synthetic" in report and "Proxy resolution" in report
+    assert "plumbing check" in report.splitlines()[0]
     # the exported model runs with the infer command
     inf = run_cli("infer", "--model", summary["artefacts"]["export_onnx"], summary["deployed"]["inference"]["image"],
                   "--out", tmp_path / "inf", "--json")

@@ -15,13 +15,14 @@ def _joints(n: int, p: int, j: int, hw: int, g: torch.Generator) -> torch.Tensor
     return torch.stack([idx * vis, vis], -1)
 
 
-def test_ae_loss_matches_reference_loop():
+@pytest.mark.parametrize("kind", ["exp", "max"])
+def test_ae_loss_matches_reference_loop(kind):
     g = torch.Generator().manual_seed(0)
     tags = torch.randn(4, 5, 8, 8, generator=g)
     joints = _joints(4, 6, 5, 64, g)
     joints[2, 1:, :, 1] = 0  # a single person: push 0
-    push, pull = ae_loss(tags, joints)
-    ref_push, ref_pull = reference_ae_loss(tags, joints)
+    push, pull = ae_loss(tags, joints, kind, 1.5)
+    ref_push, ref_pull = reference_ae_loss(tags, joints, kind, 1.5)
     torch.testing.assert_close(push, ref_push)
     torch.testing.assert_close(pull, ref_pull)
     assert push[2] == 0 and push[3] == 0 and pull[3] == 0
@@ -79,3 +80,20 @@ def test_pose_loss_on_model_outputs_backpropagates():
     torch.testing.assert_close(weighted["total"], 2 * loss["heatmap_0"].detach(), check_dtype=False)
     with pytest.raises(ValueError, match="28 channels"):
         PoseLoss(j)([outputs[1], outputs[1]], batch)
+
+
+def test_max_push_separates_coinciding_tags_where_exp_cannot():
+    """The defect the 'max' push fixes: two people with equal mean tags get no gradient from 'exp'."""
+    tags = torch.zeros(1, 1, 2, 2)
+    tags.view(-1)[1] = 1e-4  # two people, tags almost equal
+    joints = torch.tensor([[[[0, 1]], [[1, 1]]]])
+    grads = {}
+    for kind in ("exp", "max"):
+        t = tags.clone().requires_grad_(True)
+        ae_loss(t, joints, kind)[0].sum().backward()
+        grads[kind] = t.grad.abs().max().item()
+    assert grads["exp"] < 1e-3 and grads["max"] >= 0.25
+    far = torch.tensor([0.0, 2.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    assert ae_loss(far, joints, "max", margin=1.0)[0].item() == 0  # beyond the margin: no push
+    with pytest.raises(ValueError, match="allowed: exp, max"):
+        ae_loss(far, joints, "hinge")

@@ -148,7 +148,20 @@ def test_cli_fit_writes_predictor_and_report(data, tmp_path):
     pred = load_predictor(out, ORIGINAL)
     assert pred.provenance["rows"] == len(y) and len(pred.provenance["training_data_sha256"]) == 64
     r = run_cli("predictor", "info", out, "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["model"]["kind"] == "ridge"
+    info = json.loads(r.stdout)
+    assert r.returncode == 0 and info["model"]["kind"] == "ridge"
+    assert (info["rows"], info["heldout_kendall_tau"], info["heldout_rmse"]) == (len(y), None, None)
+    # heldout.csv beside the predictor: architectures never fitted, scored by info
+    from litepose_nas.predictors.heldout import write_heldout
+
+    h_enc = ORIGINAL.sample_encoded(77, 30)
+    h_ap = synthetic_ap(ORIGINAL, h_enc, seed=5)
+    write_heldout(out / "heldout.csv", ORIGINAL.decode(h_enc), h_ap)
+    info = json.loads(run_cli("predictor", "info", out, "--json").stdout)
+    h_pred = pred.predict(ORIGINAL.decode(h_enc))
+    assert info["heldout_rows"] == 30 and info["heldout_kendall_tau"] > 0.5
+    assert info["heldout_rmse"] == pytest.approx(float(np.sqrt(np.mean((h_pred - h_ap) ** 2))), rel=1e-4)
+    assert "heldout.csv (30 architectures" in run_cli("predictor", "info", out).stdout
     bad = tmp_path / "bad.csv"
     bad.write_text("arch,accuracy\n{},1\n")
     assert_one_line_error(run_cli("predictor", "fit", bad, "--out", tmp_path / "x"), 2, "missing column 'ap'")

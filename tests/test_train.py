@@ -82,10 +82,19 @@ def fixed_batch(n: int = 4, joints: int = 17, size: int = RES, seed: int = 0) ->
 
 
 # ---------------------------------------------------------------------- config
-def test_config_defaults_follow_the_original_recipe():
+def test_config_defaults_follow_the_original_recipe_but_the_tag_loss():
     cfg = default_config("supernet", space=tiny_space().to_dict())
     assert (cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.sigma) == ("adam", 4e-3, 1e-4, 16, 2.0)
-    assert (cfg.heatmap_weights, cfg.push_weight, cfg.pull_weight) == ((1.0, 1.0), 1e-3, 1e-3)
+    assert cfg.heatmap_weights == (1.0, 1.0)
+    # the associative-embedding recipe that learns on small compute (docs/training.md)
+    assert (cfg.push_loss, cfg.push_weight, cfg.pull_weight, cfg.tag_cost) == ("max", 1e-2, 1e-2, "distance")
+    # a config saved before the loss was selectable trained the original recipe
+    legacy = {k: v for k, v in cfg.to_dict().items() if k not in ("push_loss", "push_margin", "tag_cost")}
+    assert (TrainConfig.from_dict(legacy).push_loss, TrainConfig.from_dict(legacy).tag_cost) == ("exp", "original")
+    with pytest.raises(InputError, match="push_loss 'hinge' not allowed .*allowed: exp, max"):
+        cfg.replace(push_loss="hinge")
+    with pytest.raises(InputError, match="tag_cost 'nearest' not allowed .*allowed: original, distance"):
+        cfg.replace(tag_cost="nearest")
     assert cfg.train_resolutions() == (64, 96)  # the space's
     arch = tiny_space().smallest().to_dict()
     assert default_config("subnet", arch=arch).lr == 4e-3

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..tag_cost import DEFAULT_TAG_COST, TAG_COSTS
 from .common import cpu_threads, format_table, output_path, quiet_option
 
 
@@ -22,13 +23,21 @@ from .common import cpu_threads, format_table, output_path, quiet_option
               help="Heatmap value a joint candidate must exceed.")
 @click.option("--tag-threshold", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
               help="Largest tag distance at which a joint joins a person.")
+@click.option("--tag-cost", type=click.Choice(TAG_COSTS), default=DEFAULT_TAG_COST, show_default=True,
+              help="Grouping cost: distance, or original (the published parser: round(distance) * 100 - heatmap).")
+@click.option("--breakdown", is_flag=True,
+              help="Also show where AP is lost: oracle grouping / localization, jitter, inversion, swap, miss, "
+                   "false positives (Ronchi & Perona).")
+@click.option("--breakdown-png", default=None, callback=output_path(),
+              help="Write the breakdown figure here (implies --breakdown).")
 @click.option("--results", "results_path", default=None, callback=output_path(), help="Write the detections here (COCO results JSON).")
 @click.option("--json", "json_path", default=None, callback=output_path(), help="Write the metrics and run details here (JSON).")
 @click.option("--threads", type=cpu_threads(), default=None, help="torch intra-op threads.")
 @quiet_option
 def evaluate(arch_path: str, weights: str | None, data_dir: str, dataset: str, split: str, flip_test: bool,
              input_size: int | None, max_images: int | None, detection_threshold: float, tag_threshold: float,
-             results_path: str | None, json_path: str | None, threads: int | None, quiet: bool) -> None:
+             tag_cost: str, breakdown: bool, breakdown_png: str | None, results_path: str | None,
+             json_path: str | None, threads: int | None, quiet: bool) -> None:
     """Evaluate a model: decode every image, write COCO results, print the official metrics."""
     import torch
 
@@ -39,7 +48,12 @@ def evaluate(arch_path: str, weights: str | None, data_dir: str, dataset: str, s
         torch.set_num_threads(threads)
     result = run_evaluate(arch_path, weights, data_dir, dataset, split, flip_test=flip_test, input_size=input_size,
                           max_images=max_images, results_file=results_path, progress=not quiet,
-                          detection_threshold=detection_threshold, tag_threshold=tag_threshold)
+                          detection_threshold=detection_threshold, tag_threshold=tag_threshold, tag_cost=tag_cost,
+                          breakdown=breakdown or breakdown_png is not None)
+    if breakdown_png is not None:
+        from ..metrics.breakdown import plot_breakdown
+
+        plot_breakdown(result.breakdown, breakdown_png, f"{arch_path} on {data_dir} ({split}), input {result.input_size}")
     if json_path is not None:
         write_json_atomic(json_path, {**result.to_dict(), "arch": arch_path, "weights": weights, "split": split})
     if quiet:
@@ -47,7 +61,12 @@ def evaluate(arch_path: str, weights: str | None, data_dir: str, dataset: str, s
     rows = [[name, f"{value:.4f}"] for name, value in result.metrics.items()]
     click.echo(format_table(rows, ["metric", "value"]))
     click.echo(f"{result.num_images} images, {result.num_people} people, input {result.input_size}, "
-               f"flip test {'on' if flip_test else 'off'}")
+               f"flip test {'on' if flip_test else 'off'}, tag cost {tag_cost}")
+    if result.breakdown is not None:
+        click.echo("\nwhere AP is lost (Ronchi & Perona; corrections cumulative, in this order):")
+        click.echo(format_table(result.breakdown.table(), ["breakdown", "value"]))
+    if breakdown_png is not None:
+        click.echo(f"breakdown figure: {breakdown_png}")
     if result.results_file is not None:
         click.echo(f"results: {result.results_file}")
     if json_path is not None:

@@ -78,10 +78,15 @@ def fit(evals_csv, model, out_dir, space_path, target, folds, compare, seed, qui
 def info(path, as_json) -> None:
     """Describe a predictor folder (or shipped name): space, model, provenance, CV figures."""
     from ..predictors import load_predictor
+    from ..predictors.heldout import heldout_scores
+    from ..predictors.predictor import resolve_predictor_path
 
     pred = load_predictor(path)
     meta = pred.to_meta()
     meta["space"].pop("definition", None)
+    meta["rows"] = pred.provenance.get("rows")  # evaluations used in fitting
+    heldout = heldout_scores(pred, resolve_predictor_path(path))
+    meta.update(heldout)
     if as_json:
         echo_json(meta)
         return
@@ -90,7 +95,13 @@ def info(path, as_json) -> None:
         click.echo(f"  {k}: {v}")
     if pred.cv_report:
         s = next(x for x in pred.cv_report["scores"] if x["model"] == pred.kind)
-        click.echo(f"  held-out: RMSE {s['rmse']:.4f}, Kendall tau {s['kendall_tau']:.3f}, Spearman {s['spearman']:.3f}")
+        click.echo(f"  cross-validation: RMSE {s['rmse']:.4f}, Kendall tau {s['kendall_tau']:.3f}, "
+                   f"Spearman {s['spearman']:.3f}")
+    if heldout["heldout_rows"]:
+        click.echo(f"  heldout.csv ({heldout['heldout_rows']} architectures never fitted): "
+                   f"Kendall tau {heldout['heldout_kendall_tau']:.3f}, RMSE {heldout['heldout_rmse']:.4f}")
+    else:
+        click.echo("  heldout.csv: none beside the predictor (no held-out check)")
 
 
 @predictor.command("collect")

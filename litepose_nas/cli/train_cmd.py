@@ -20,8 +20,9 @@ _FIELDS = {
     "workers": "num_workers", "memory_format": "memory_format", "amp": "amp", "checkpoint_every": "checkpoint_every",
     "log_every": "log_every", "val_every": "val_every", "val_images": "val_images", "val_resolution": "val_resolution",
     "init_from": "init_from", "recipe": "recipe", "sigma": "sigma", "push_weight": "push_weight",
-    "pull_weight": "pull_weight", "compile": "compile", "pin_memory": "pin_memory",
-    "persistent_workers": "persistent_workers", "gpu_resize": "gpu_resize",
+    "pull_weight": "pull_weight", "push_loss": "push_loss", "push_margin": "push_margin", "tag_cost": "tag_cost",
+    "compile": "compile", "pin_memory": "pin_memory", "persistent_workers": "persistent_workers",
+    "gpu_resize": "gpu_resize",
 }
 # may differ on --resume: the length of the run (the schedule is defined over it)
 _RESUME_FREE = {"steps"}
@@ -44,7 +45,10 @@ def _resolutions(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 def _common_options(f: Callable) -> Callable:
     from ..data.recipe import RECIPES
-    from ..train.config import AMP_MODES, MEMORY_FORMATS, OPTIMIZERS, PIN_MEMORY_MODES, SCHEDULES, TrainConfig
+    from ..tag_cost import TAG_COSTS
+    from ..train.config import (
+        AMP_MODES, MEMORY_FORMATS, OPTIMIZERS, PIN_MEMORY_MODES, PUSH_LOSSES, SCHEDULES, TrainConfig,
+    )
 
     d = TrainConfig()
     options = [
@@ -70,13 +74,22 @@ def _common_options(f: Callable) -> Callable:
         click.option("--grad-clip", type=click.FloatRange(min=0), default=d.grad_clip, show_default=True,
                      help="Max gradient norm (0: off)."),
         click.option("--recipe", type=click.Choice(list(RECIPES)), default=d.recipe, show_default=True,
-                     help="How training samples are made: 'original' = the published models' recipe exactly "
-                          "(augmentation, targets, masks, image filter); 'default' = ours (docs/training.md)."),
+                     help="How training samples are made and scored: 'original' = the published models' recipe "
+                          "exactly (augmentation, targets, masks, image filter, AE loss, grouping); 'default' = "
+                          "ours (docs/training.md)."),
         click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=d.sigma, show_default=True),
-        click.option("--push-weight", type=click.FloatRange(min=0), default=d.push_weight, show_default=True,
-                     help="Associative-embedding push factor (original: 0.001)."),
-        click.option("--pull-weight", type=click.FloatRange(min=0), default=d.pull_weight, show_default=True,
-                     help="Associative-embedding pull factor (original: 0.001)."),
+        click.option("--push-weight", type=click.FloatRange(min=0), default=None,
+                     help="Associative-embedding push factor [default: the recipe's, 0.01; original 0.001]."),
+        click.option("--pull-weight", type=click.FloatRange(min=0), default=None,
+                     help="Associative-embedding pull factor [default: the recipe's, 0.01; original 0.001]."),
+        click.option("--push-loss", type=click.Choice(PUSH_LOSSES), default=None,
+                     help="Push term: max = hinge at --push-margin; exp = the original's, whose gradient vanishes "
+                          "when tags coincide (docs/training.md) [default: the recipe's, max; original exp]."),
+        click.option("--push-margin", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Tag distance beyond which 'max' stops pushing two people apart [default: the recipe's, 1]."),
+        click.option("--tag-cost", type=click.Choice(TAG_COSTS), default=None,
+                     help="Grouping cost in validation: distance, or original (round(distance) * 100 - heatmap) "
+                          "[default: the recipe's, distance; original original]."),
         click.option("--seed", type=int, default=d.seed, show_default=True),
         click.option("--workers", type=click.IntRange(min=0), default=d.num_workers, show_default=True,
                      help="Data-loader worker processes."),

@@ -1,4 +1,4 @@
-"""Training recipes: every choice of how training samples are made, in one place.
+"""Training recipes: every choice of how training samples are made and scored, in one place.
 
 ``RECIPES["original"]`` is the recipe of the published Lite Pose models (HigherHRNet's data
 pipeline), exactly; ``RECIPES["default"]`` is ours, which differs where an ablation
@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
+from ..tag_cost import TAG_COSTS
 from .targets import TARGET_KINDS
 from .transforms import AugmentConfig
 
 IMAGE_FILTERS = ("people", "any")
+PUSH_LOSSES = ("exp", "max")  # associative-embedding push (litepose_nas.losses)
+# the TrainConfig fields a recipe supplies when the config leaves them unset (None)
+LOSS_FIELDS = ("push_loss", "push_weight", "pull_weight", "push_margin", "tag_cost")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class Recipe:
       excludes nothing on CrowdPose).
     * ``image_filter``: training images kept: ``"people"`` (at least one non-crowd person with
       keypoints) or ``"any"`` (any annotation at all, the original).
+    * ``push_loss`` / ``push_weight`` / ``pull_weight`` / ``push_margin``: the associative-embedding
+      loss (``exp`` push at 0.001 in the original; the hinge ``max`` at 0.01 in ours, because the
+      ``exp`` push has no gradient when tags coincide, docs/training.md).
+    * ``tag_cost``: how validation groups joints (:mod:`litepose_nas.tag_cost`).
     """
 
     name: str = "default"
@@ -43,8 +51,16 @@ class Recipe:
     mask_padding: bool = False
     mask_unlabelled_crowdpose: bool = True
     image_filter: str = "people"
+    push_loss: str = "max"
+    push_weight: float = 0.01
+    pull_weight: float = 0.01
+    push_margin: float = 1.0
+    tag_cost: str = "distance"
 
     def __post_init__(self) -> None:
+        for name, value, allowed in (("push_loss", self.push_loss, PUSH_LOSSES), ("tag_cost", self.tag_cost, TAG_COSTS)):
+            if value not in allowed:
+                raise InputError(f"recipe {self.name!r}: {name} {value!r} not allowed (allowed: {', '.join(allowed)})")
         if self.targets not in TARGET_KINDS:
             raise InputError(f"recipe {self.name!r}: targets {self.targets!r} not allowed "
                              f"(allowed: {', '.join(TARGET_KINDS)})")
@@ -92,6 +108,10 @@ ORIGINAL = Recipe(
     mask_padding=True,
     mask_unlabelled_crowdpose=False,
     image_filter="any",
+    push_loss="exp",
+    push_weight=0.001,
+    pull_weight=0.001,
+    tag_cost="original",
 )
 
 DEFAULT = Recipe(name="default")

@@ -5,13 +5,14 @@ use them.
 """
 from .grouping import Candidates, group, nms, original_joint_order, top_candidates
 from .postprocess import (
-    ResizeInfo, decode_outputs, fuse_outputs, normalize_image, predict_people, resize_for_test, resize_info,
-    to_image_coords,
+    ResizeInfo, decode_outputs, fuse_outputs, network_maps, normalize_image, people_from_maps, predict_people,
+    resize_for_test, resize_info, to_image_coords,
 )
+from .oracles import oracle_people
 
 __all__ = [
     "group", "top_candidates", "nms", "original_joint_order",
     "Candidates",
     "ResizeInfo", "resize_info", "resize_for_test", "to_image_coords", "fuse_outputs", "decode_outputs",
-    "normalize_image", "predict_people",
+    "normalize_image", "predict_people", "network_maps", "people_from_maps", "oracle_people",
 ]

@@ -186,6 +186,14 @@ def fuse_outputs(
     return heatmaps[0].numpy(), tag_maps[0].numpy()
 
 
+def people_from_maps(heatmaps: np.ndarray, tags: np.ndarray, info: ResizeInfo,
+                     **group_kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Group fused maps at the resized input and map back: ``people [P, J, 3]`` in image pixels
+    (x, y, heatmap value) and ``scores [P]``. ``group_kwargs`` go to :func:`~.grouping.group`."""
+    people, scores = group(heatmaps, tags, **group_kwargs)
+    return to_image_coords(people, info), scores
+
+
 def decode_outputs(
     outputs: Sequence[Any],
     info: ResizeInfo,
@@ -194,11 +202,9 @@ def decode_outputs(
     flip_index: Sequence[int] | None = None,
     **group_kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fuse, project to the resized input, group and map back: ``people [P, J, 3]`` in image pixels
-    (x, y, heatmap value) and ``scores [P]``. ``group_kwargs`` go to :func:`~.grouping.group`."""
+    """Fuse, project to the resized input, group and map back (:func:`people_from_maps`)."""
     heatmaps, tags = fuse_outputs(outputs, num_joints, flip_outputs, flip_index, project_size=info.size)
-    people, scores = group(heatmaps, tags, **group_kwargs)
-    return to_image_coords(people, info), scores
+    return people_from_maps(heatmaps, tags, info, **group_kwargs)
 
 
 def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float]):
@@ -209,7 +215,7 @@ def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[floa
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 
-def predict_people(
+def network_maps(
     model: Any,
     image: np.ndarray,
     input_size: int,
@@ -217,9 +223,9 @@ def predict_people(
     *,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
-    **group_kwargs: Any,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` on one ``HxWx3`` uint8 RGB image: people ``[P, J, 3]`` in image pixels, scores.
+) -> tuple[np.ndarray, np.ndarray, ResizeInfo]:
+    """Run ``model`` on one ``HxWx3`` uint8 RGB image: fused heatmaps ``[J, H, W]`` and tags
+    ``[J, H, W, T]`` at the resized input, and where that input sits in the image.
 
     ``flip_index`` turns on flip test. ``mean``/``std`` default to the ImageNet statistics the
     datasets use (``litepose_nas.data.MEAN``/``STD``).
@@ -236,4 +242,14 @@ def predict_people(
     with torch.no_grad():
         outputs = model(x)
         flip_outputs = model(torch.flip(x, [3])) if flip_index is not None else None
-    return decode_outputs(outputs, info, num_joints, flip_outputs, flip_index, **group_kwargs)
+    heatmaps, tags = fuse_outputs(outputs, num_joints, flip_outputs, flip_index, project_size=info.size)
+    return heatmaps, tags, info
+
+
+def predict_people(model: Any, image: np.ndarray, input_size: int, flip_index: Sequence[int] | None = None, *,
+                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                   **group_kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` on one ``HxWx3`` uint8 RGB image: people ``[P, J, 3]`` in image pixels, scores
+    (:func:`network_maps`, then :func:`people_from_maps`)."""
+    heatmaps, tags, info = network_maps(model, image, input_size, flip_index, mean=mean, std=std)
+    return people_from_maps(heatmaps, tags, info, **group_kwargs)

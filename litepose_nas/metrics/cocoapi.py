@@ -67,8 +67,8 @@ def load_results(coco_gt: Any, results: Sequence[dict]):
 
 
 def run_cocoeval(coco_gt: Any, coco_dt: Any, sigmas: np.ndarray | None = None, max_dets: int = 20,
-                 img_ids: Sequence[int] | None = None):
-    """Evaluate and accumulate a keypoint ``COCOeval`` quietly; returns it."""
+                 img_ids: Sequence[int] | None = None, oks_thresholds: Sequence[float] | None = None):
+    """Evaluate and accumulate a keypoint ``COCOeval`` quietly (OKS thresholds: COCO's by default); returns it."""
     from pycocotools.cocoeval import COCOeval
 
     ev = COCOeval(coco_gt, coco_dt, "keypoints")
@@ -77,6 +77,8 @@ def run_cocoeval(coco_gt: Any, coco_dt: Any, sigmas: np.ndarray | None = None, m
     ev.params.maxDets = [int(max_dets)]
     if img_ids is not None:
         ev.params.imgIds = list(img_ids)
+    if oks_thresholds is not None:
+        ev.params.iouThrs = np.asarray(oks_thresholds, dtype=np.float64)
     with _quiet():
         ev.evaluate()
         ev.accumulate()

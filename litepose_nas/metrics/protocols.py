@@ -107,9 +107,10 @@ def keypoint_metrics(gt: dict, results: Sequence[dict], protocol: str, max_dets:
     raise InputError(f"protocol {protocol!r} not supported (allowed: {', '.join(PROTOCOLS)})")
 
 
-def protocol_eval(gt: dict, results: Sequence[dict], protocol: str, max_dets: int = 20, img_ids=None):
+def protocol_eval(gt: dict, results: Sequence[dict], protocol: str, max_dets: int = 20, img_ids=None,
+                  oks_thresholds: Sequence[float] | None = None):
     """The accumulated ``COCOeval`` of a protocol (CrowdPose: its sigmas and areas), for inspection,
-    e.g. ``oks_matrix(ev, image_id)``."""
+    e.g. ``oks_matrix(ev, image_id)``; ``oks_thresholds`` replace COCO's .50:.05:.95."""
     check_gt(gt)
     if protocol == "crowdpose":
         coco_gt = coco_from_dict(crowdpose_gt(gt))
@@ -119,4 +120,4 @@ def protocol_eval(gt: dict, results: Sequence[dict], protocol: str, max_dets: in
         sigmas = None
     else:
         raise InputError(f"protocol {protocol!r} not supported (allowed: {', '.join(PROTOCOLS)})")
-    return run_cocoeval(coco_gt, load_results(coco_gt, results), sigmas, max_dets, img_ids)
+    return run_cocoeval(coco_gt, load_results(coco_gt, results), sigmas, max_dets, img_ids, oks_thresholds)

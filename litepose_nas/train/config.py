@@ -8,6 +8,10 @@ it is applied, as an L2 term on conv / linear weights only (not on BN affine par
 
 How training samples are made (augmentation, targets, masks, image filter) is the ``recipe``:
 ``"original"`` reproduces the published models' exactly, ``"default"`` is ours (``data/recipe.py``).
+The recipe also sets the associative-embedding loss and validation grouping unless the config gives
+them: ours is the hinge (``max``) push at push / pull 0.01 and grouping by tag distance, because the
+original ``exp`` push has no gradient when two people's tags coincide, so the tags of a fresh network
+never separate and grouping swaps joints between people (measured in docs/training.md).
 
 A :class:`TrainConfig` is saved in every checkpoint and is the authority when a run resumes.
 """
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from ..data.recipe import LOSS_FIELDS, PUSH_LOSSES
+from ..tag_cost import TAG_COSTS
 
 KINDS = ("supernet", "subnet")
 DATASETS = ("coco", "crowdpose")
@@ -68,12 +74,15 @@ class TrainConfig:
     # how samples are made (augmentation, targets, masks, image filter): a name of
     # data.recipe.RECIPES ('default', 'original') or a Recipe.to_dict() variant
     recipe: str | dict[str, Any] = "default"
-    # loss: the original's weights
+    # loss: the original's heatmap weights; the AE loss fields left None come from the recipe
     sigma: float = 2.0
     max_people: int = 30
     heatmap_weights: tuple[float, float] = (1.0, 1.0)
-    push_weight: float = 1e-3
-    pull_weight: float = 1e-3
+    push_weight: float | None = None
+    pull_weight: float | None = None
+    push_loss: str | None = None
+    push_margin: float | None = None
+    tag_cost: str | None = None  # grouping cost of validation (litepose_nas.tag_cost)
     # sandwich rule and in-place distillation (supernet only)
     num_random: int = 2
     distill_weight: float = 1.0
@@ -94,6 +103,18 @@ class TrainConfig:
     val_resolution: int = 0  # 0: the largest training resolution
     recal_batches: int = 8  # BN recalibration batches before each subnet validation
     init_from: str = ""
+
+    def __post_init__(self) -> None:
+        # the loss fields left unset come from the recipe (an unknown recipe is reported by validate())
+        from ..data.recipe import DEFAULT, get_recipe
+
+        try:
+            recipe = get_recipe(self.recipe)
+        except (InputError, TypeError):
+            recipe = DEFAULT
+        for name in LOSS_FIELDS:
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(recipe, name))
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> "TrainConfig":
@@ -116,7 +137,10 @@ class TrainConfig:
         choice("memory_format", MEMORY_FORMATS)
         choice("amp", AMP_MODES)
         choice("pin_memory", PIN_MEMORY_MODES)
-        for name in ("steps", "batch_size", "micro_batches", "lr", "sigma", "max_people", "checkpoint_every", "log_every"):
+        choice("push_loss", PUSH_LOSSES)
+        choice("tag_cost", TAG_COSTS)
+        for name in ("steps", "batch_size", "micro_batches", "lr", "sigma", "max_people", "checkpoint_every", "log_every",
+                     "push_margin"):
             positive(name)
         for name in ("weight_decay", "warmup_steps", "grad_clip", "num_random", "distill_weight", "num_workers",
                      "val_images", "val_resolution", "recal_batches", "push_weight", "pull_weight"):
@@ -211,6 +235,9 @@ class TrainConfig:
         if unknown:
             raise InputError(f"{source}: unknown field(s) {', '.join(unknown)}")
         values = {}
+        if "push_loss" not in data and data.get("push_weight") is not None:
+            # saved before the loss became selectable: such runs trained the original recipe
+            values.update(push_loss="exp", tag_cost="original")
         for key, value in data.items():
             # JSON / torch.save turn tuples into lists; the dataclass keeps tuples (hashable, comparable)
             if isinstance(value, list) and _is_tuple_field(names[key]):

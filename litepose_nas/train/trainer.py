@@ -125,6 +125,8 @@ def make_loss(config: TrainConfig) -> nn.Module:
         heatmap_weights=tuple(config.heatmap_weights),
         push_factor=config.push_weight,
         pull_factor=config.pull_weight,
+        push_loss=config.push_loss,
+        push_margin=config.push_margin,
     )
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..space.arch import Arch
+from ..tag_cost import DEFAULT_TAG_COST
 
 
 class _OnDevice(nn.Module):
@@ -48,9 +49,12 @@ def subset_gt(source: Any, max_images: int) -> tuple[dict, list[int]]:
 @torch.no_grad()
 def evaluate_subnet(model: nn.Module, source: Any, input_size: int, max_images: int = 0, protocol: str | None = None,
                     device: torch.device | str = "cpu", memory_format: torch.memory_format = torch.contiguous_format,
-                    flip_test: bool = False) -> dict[str, float]:
+                    flip_test: bool = False, tag_cost: str = DEFAULT_TAG_COST) -> dict[str, float]:
     """Keypoint metrics (``AP``, ``AP50``, ...) of a static network on the first ``max_images``
-    images of ``source`` (a :class:`~litepose_nas.data.PoseSource`), test input size ``input_size``."""
+    images of ``source`` (a :class:`~litepose_nas.data.PoseSource`), test input size ``input_size``,
+    grouping with ``tag_cost`` (:mod:`litepose_nas.tag_cost`)."""
+    from ..tag_cost import tag_cost_kwargs
+
     from ..decode import predict_people
     from ..metrics import keypoint_metrics, people_to_results
 
@@ -59,7 +63,8 @@ def evaluate_subnet(model: nn.Module, source: Any, input_size: int, max_images: 
     flip_index = list(source.spec.flip_index) if flip_test else None
     results: list[dict] = []
     for image_id in ids:
-        people, scores = predict_people(runner, source.load_image(image_id), input_size, flip_index)
+        people, scores = predict_people(runner, source.load_image(image_id), input_size, flip_index,
+                                        **tag_cost_kwargs(tag_cost))
         results.extend(people_to_results(image_id, people, scores))
     metrics = keypoint_metrics(gt, results, protocol or source.dataset)
     metrics = {k: float(v) for k, v in metrics.items()}
@@ -102,5 +107,6 @@ def validate_run(model: nn.Module, config: Any, train_source: Any, device: torch
             recalibrate_bn(net, (b.to(device).contiguous(memory_format=memory_format) for b in batches))
         else:
             net = copy.deepcopy(model)
-        out[name] = evaluate_subnet(net, val_source, resolution, config.val_images, config.dataset, device, memory_format)
+        out[name] = evaluate_subnet(net, val_source, resolution, config.val_images, config.dataset, device, memory_format,
+                                    tag_cost=config.tag_cost)
     return out
