@@ -257,7 +257,15 @@ def test_recipe_registry_config_and_cli(tmp_path):
     cfg = TrainConfig(arch=arch, kind="subnet", recipe=variant.to_dict())
     back = TrainConfig.from_dict(json.loads(cfg.to_json()))
     assert back.training_recipe() == variant
-    assert TrainConfig(recipe="original", space=space).validate().training_recipe() is ORIGINAL
+    original = TrainConfig(recipe="original", space=space).validate()
+    assert original.training_recipe() is ORIGINAL
+    # the recipe also sets the AE loss and grouping, unless the config gives them
+    assert (original.push_loss, original.push_weight, original.pull_weight, original.tag_cost) == \
+        ("exp", 0.001, 0.001, "original")
+    ours = TrainConfig(space=space).validate()
+    assert (ours.push_loss, ours.push_weight, ours.pull_weight, ours.tag_cost) == ("max", 0.01, 0.01, "distance")
+    assert TrainConfig(recipe="original", push_loss="max", space=space).validate().push_loss == "max"
+    assert TrainConfig.from_dict(json.loads(original.to_json())) == original
     with pytest.raises(InputError, match="recipe 'exact' not allowed .*default, original"):
         TrainConfig(recipe="exact", space=space).validate()
     with pytest.raises(InputError, match="targets 'round' not allowed"):
