@@ -814,9 +814,9 @@ def _(w, d):
     return _train(w, d, extra=("--resolutions", "64,abc")), ["--resolutions"]
 
 
-@case("train/resolution-not-multiple-of-32")
+@case("train/resolution-not-multiple-of-stride")
 def _(w, d):
-    return _train(w, d, extra=("--resolutions", "100")), ["--resolutions", "32"]
+    return _train(w, d, extra=("--resolutions", "100")), ["--resolutions", "16"]
 
 
 @case("train/resume-without-run")

@@ -14,7 +14,7 @@ from litepose_nas.metrics import (
     COCO_METRICS, CROWDPOSE_METRICS, gt_as_results, keypoint_metrics, score, score_results,
 )
 from litepose_nas.metrics.protocols import official_round
-from litepose_nas.oracle import random_people, scenes_to_coco
+from litepose_nas._testing.oracle import random_people, scenes_to_coco
 
 
 def _scene_files(tmp_path, dataset: str, people: int = 3, scenes: int = 2, seed: int = 0):
