@@ -736,6 +736,11 @@ def _(w, d):
     return ["infer", "--model", w.onnx, w.image, "--threshold", "1.5", "--out", d / "out", "-q"], ["--threshold"]
 
 
+@case("infer/threshold-nan")
+def _(w, d):
+    return ["infer", "--model", w.onnx, w.image, "--threshold", "nan", "--out", d / "out", "-q"], ["--threshold"]
+
+
 # --- evaluate
 def _eval(w: World, d: Path, *, arch=None, weights=None, data=None, dataset="coco", extra=()) -> list:
     args = ["evaluate", "--arch", arch or w.arch, "--data", data or w.coco, "--dataset", dataset, "-q",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import cpu_threads, echo_json, json_option, output_path, quiet_option
+from .common import FiniteFloatRange, cpu_threads, echo_json, json_option, output_path, quiet_option
 
 
 @click.command("infer")
@@ -12,7 +12,7 @@ from .common import cpu_threads, echo_json, json_option, output_path, quiet_opti
 @click.argument("images", nargs=-1, required=True)
 @click.option("--out", "out_dir", default="infer-out", callback=output_path(folder=True), show_default=True,
               help="Output folder: people.json (COCO format) and one <image>_pose drawing per image.")
-@click.option("--threshold", type=float, default=None,
+@click.option("--threshold", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="Detection threshold on heatmap values (default: the model's, 0.1).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Flip test (as the published models).")
 @click.option("--threads", type=cpu_threads(), default=None, help="onnxruntime intra-op threads.")
