@@ -113,8 +113,8 @@ def test_infer_counts_people_with_trained_model(tmp_path):
     torch.set_num_threads(1)
     data = generate_synthetic(tmp_path / "data", 60, layout="coco", preset="easy", seed=1, image_size=64)
     arch = SearchSpace.from_yaml("litepose").smallest()
-    cfg = default_config("subnet", dataset="coco", data=str(data), arch=arch.to_dict(), resolutions=(64,), steps=150,
-                         batch_size=8, num_workers=0, val_every=-1, seed=0, checkpoint_every=150, schedule="constant")
+    cfg = default_config("subnet", dataset="coco", data=str(data), arch=arch.to_dict(), resolutions=(64,), steps=300,
+                         batch_size=8, num_workers=0, val_every=-1, seed=0, checkpoint_every=300, schedule="constant")
     weights = Trainer(cfg, tmp_path / "train", quiet=True).run().weights
     # deployed at the size it was trained at (a bottom-up net is not scale invariant)
     model = model_from_weights(dataclasses.replace(arch, img_size=64), weights)

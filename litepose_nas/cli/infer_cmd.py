@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..tag_cost import TAG_COSTS
 from .common import FiniteFloatRange, cpu_threads, echo_json, json_option, output_path, quiet_option
 
 
@@ -15,16 +16,18 @@ from .common import FiniteFloatRange, cpu_threads, echo_json, json_option, outpu
 @click.option("--threshold", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="Detection threshold on heatmap values (default: the model's, 0.1).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Flip test (as the published models).")
+@click.option("--tag-cost", type=click.Choice(TAG_COSTS), default=None,
+              help="Grouping cost: distance, or original (the published parser) [default: the model's, distance].")
 @click.option("--threads", type=cpu_threads(), default=None, help="onnxruntime intra-op threads.")
 @quiet_option
 @json_option
 def infer(model_path: str, images: tuple[str, ...], out_dir: str, threshold: float | None, flip: bool,
-          threads: int | None, quiet: bool, as_json: bool) -> None:
+          tag_cost: str | None, threads: int | None, quiet: bool, as_json: bool) -> None:
     """Find the people in IMAGE... with an exported model (onnxruntime + our decoder)."""
     from ..export.infer import run_inference
 
     report = run_inference(model_path, images, out_dir, threshold=threshold, flip=flip, threads=threads,
-                           progress=not (quiet or as_json) and len(images) > 1)
+                           tag_cost=tag_cost, progress=not (quiet or as_json) and len(images) > 1)
     if as_json:
         echo_json(report.to_dict())
         return

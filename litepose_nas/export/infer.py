@@ -118,10 +118,16 @@ class PoseEstimator:
         outputs = self.run(np.ascontiguousarray(x, dtype=np.float32))
         plain = [o[:1] for o in outputs]
         flipped = [o[1:2] for o in outputs] if flip else None
+        from ..tag_cost import tag_cost_kwargs
+
         settings = dict(meta_decoding(meta))
         if detection_threshold is not None:
             settings["detection_threshold"] = detection_threshold
         settings.update(group_kwargs)
+        try:
+            settings.update(tag_cost_kwargs(settings.pop("tag_cost")))
+        except ValueError as exc:
+            raise InputError(f"{meta.model_file}: decoding: {exc}") from None
         people, scores = decode_outputs(
             plain, info, meta.num_joints, flipped, meta.flip_index if flip else None, **settings
         )
@@ -265,8 +271,11 @@ def run_inference(
     threads: int | None = None,
     estimator: PoseEstimator | None = None,
     progress: bool = False,
+    tag_cost: str | None = None,
 ) -> InferenceReport:
     """Find the people in every image; write ``people.json`` (COCO format) and the drawings.
+
+    ``tag_cost`` overrides the grouping cost recorded at export (:mod:`litepose_nas.tag_cost`).
 
     Every image is read before anything runs, so a bad file fails fast with nothing written.
     """
@@ -302,7 +311,8 @@ def run_inference(
 
         iterator = tqdm(images, desc="infer", unit="image")
     for image_id, (path, bgr) in enumerate(iterator, start=1):
-        prediction = estimator.predict(np.ascontiguousarray(bgr[..., ::-1]), flip=flip, detection_threshold=thr)
+        prediction = estimator.predict(np.ascontiguousarray(bgr[..., ::-1]), flip=flip, detection_threshold=thr,
+                                       **({} if tag_cost is None else {"tag_cost": tag_cost}))
         coco["images"].append({"id": image_id, "file_name": path.name, "path": str(path),
                                "height": int(bgr.shape[0]), "width": int(bgr.shape[1])})
         coco["annotations"].extend(coco_annotations(prediction, image_id, len(coco["annotations"]) + 1, thr))

@@ -29,7 +29,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LONG_SIDE_MULTIPLE = 64
 
 # Decoding defaults of the published models
-DECODING_DEFAULTS = {"detection_threshold": 0.1, "tag_threshold": 1.0, "nms_kernel": 5, "max_people": 30}
+# tag_cost: how joints are grouped (litepose_nas.tag_cost); tag distance, as the default recipe trains for
+DECODING_DEFAULTS = {"detection_threshold": 0.1, "tag_threshold": 1.0, "nms_kernel": 5, "max_people": 30,
+                     "tag_cost": "distance"}
 
 
 def normalisation() -> tuple[tuple[float, ...], tuple[float, ...]]:
