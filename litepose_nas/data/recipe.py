@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
-from ..tag_cost import TAG_COSTS
+from ..tag_cost import DEFAULT_TAG_COST, TAG_COSTS
 from .targets import TARGET_KINDS
 from .transforms import AugmentConfig
 
@@ -55,7 +55,7 @@ class Recipe:
     push_weight: float = 0.01
     pull_weight: float = 0.01
     push_margin: float = 1.0
-    tag_cost: str = "distance"
+    tag_cost: str = DEFAULT_TAG_COST
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("push_loss", self.push_loss, PUSH_LOSSES), ("tag_cost", self.tag_cost, TAG_COSTS)):

@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..io import read_json_bounded
 from ..keypoints import KeypointSpec, spec_for_joints
 from ..space.arch import Arch
+from ..tag_cost import DEFAULT_TAG_COST
 from .onnx_export import INPUT_NAME, OUTPUT_NAMES, OUTPUT_STRIDES, total_stride
 
 FORMAT = "litepose-nas-onnx"
@@ -31,7 +32,7 @@ LONG_SIDE_MULTIPLE = 64
 # Decoding defaults of the published models
 # tag_cost: how joints are grouped (litepose_nas.tag_cost); tag distance, as the default recipe trains for
 DECODING_DEFAULTS = {"detection_threshold": 0.1, "tag_threshold": 1.0, "nms_kernel": 5, "max_people": 30,
-                     "tag_cost": "distance"}
+                     "tag_cost": DEFAULT_TAG_COST}
 
 
 def normalisation() -> tuple[tuple[float, ...], tuple[float, ...]]:
