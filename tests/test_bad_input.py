@@ -821,7 +821,7 @@ def _(w, d):
 
 @case("train/resolution-not-multiple-of-stride")
 def _(w, d):
-    return _train(w, d, extra=("--resolutions", "100")), ["--resolutions", "16"]
+    return _train(w, d, extra=("--resolutions", "100")), ["resolution 100", "multiple of 16"]
 
 
 @case("train/resume-without-run")
