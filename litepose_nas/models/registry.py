@@ -20,31 +20,22 @@ from ..space.arch import Arch
 if TYPE_CHECKING:
     from .litepose import LitePose
 
-# registered name -> file of search_spaces/published/ (LitePose-Auto-* = search-*, pruned baselines = prune-*)
-_PUBLISHED = {
-    "litepose-auto-xs": "search-XS.json",
-    "litepose-auto-s": "search-S.json",
-    "litepose-auto-m": "search-M.json",
-    "litepose-auto-l": "search-L.json",
-    "litepose-prune-s": "prune-S.json",
-    "litepose-prune-m": "prune-M.json",
-    "litepose-prune-l": "prune-L.json",
-}
-
-
 def list_models(pattern: str = "") -> list[str]:
-    """Registered architecture names (those containing ``pattern``), sorted."""
-    return sorted(name for name in _PUBLISHED if pattern.lower() in name)
+    """Registered architecture names (those containing ``pattern``), sorted: the paper's names of the
+    shipped published architectures (LitePose-Auto-* = search-*, pruned baselines = prune-*)."""
+    from ..space.published import paper_model_names
+
+    return [name for name in paper_model_names() if pattern.lower() in name]
 
 
 def published_arch(name: str) -> Arch:
-    """The :class:`Arch` registered as ``name`` (case-insensitive)."""
-    from ..resources import shipped_dir
+    """The :class:`Arch` registered as ``name`` (case-insensitive; ``search-XS`` style names too)."""
+    from ..space.published import find_published
 
-    key = name.lower()
-    if key not in _PUBLISHED:
+    path = find_published(name)
+    if path is None:
         raise ArchError(f"unknown model name {name!r} (registered: {', '.join(list_models())})")
-    return Arch.from_json(shipped_dir("search_spaces") / "published" / _PUBLISHED[key])
+    return Arch.from_json(path)
 
 
 def create_model(name_or_arch: str | os.PathLike | Arch, num_joints: int = 17,
@@ -58,7 +49,7 @@ def create_model(name_or_arch: str | os.PathLike | Arch, num_joints: int = 17,
 
     if isinstance(name_or_arch, Arch):
         arch = name_or_arch
-    elif isinstance(name_or_arch, str) and name_or_arch.lower() in _PUBLISHED:
+    elif isinstance(name_or_arch, str) and _is_published(name_or_arch):
         arch = published_arch(name_or_arch)
     elif Path(name_or_arch).suffix == ".json" or Path(name_or_arch).is_file():
         arch = Arch.from_json(Path(name_or_arch))
@@ -71,3 +62,9 @@ def create_model(name_or_arch: str | os.PathLike | Arch, num_joints: int = 17,
 
         load_weights(model, pretrained)
     return model
+
+
+def _is_published(name: str) -> bool:
+    from ..space.published import find_published
+
+    return find_published(name) is not None

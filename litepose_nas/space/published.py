@@ -26,6 +26,16 @@ def published_names() -> list[str]:
     return sorted(p.stem for p in published_dir().glob("*.json"))
 
 
+def paper_model_names() -> dict[str, Path]:
+    """The paper's model names (``litepose-auto-xs``, ``litepose-prune-s``, ...) and their shipped files."""
+    names = {}
+    for path in published_dir().glob("*.json"):
+        for paper, stem in _PAPER_PREFIXES.items():
+            if path.stem.lower().startswith(stem):
+                names[paper + path.stem.lower()[len(stem):]] = path
+    return dict(sorted(names.items()))
+
+
 def find_published(name: str) -> Path | None:
     """The shipped file of a published architecture ``name``, or None when no such name exists."""
     key = name.lower().removesuffix(".json")
