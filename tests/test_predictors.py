@@ -254,3 +254,23 @@ def test_collect_resolution_scale_option_is_checked(tmp_path):
                     "--out", tmp_path / "e.csv", "--resolution-scale", bad)
         assert_one_line_error(r, 2, "--resolution-scale")
     assert not (tmp_path / "e.csv").exists()
+
+
+def test_predictor_follows_the_scikit_learn_estimator_protocol():
+    """get_params / set_params / sklearn.base.clone: hyperparameters live in __init__ only."""
+    from sklearn.base import clone
+
+    from litepose_nas.space import SearchSpace, resolve_space_path
+
+    space = SearchSpace.from_yaml(resolve_space_path("litepose"))
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(40)]
+    y = np.array([a.img_size / 512 for a in archs]) + rng.normal(0, 0.01, 40)
+    fitted = Predictor(space, "ridge", alphas=(0.1, 1.0)).fit(archs, y)
+    copy = clone(fitted)
+    assert copy.model is None and copy.get_params() == fitted.get_params()
+    np.testing.assert_allclose(copy.fit(archs, y).predict(archs), fitted.predict(archs))
+    assert copy.set_params(seed=3).get_params()["alphas"] == (0.1, 1.0) and copy.model is None
+    switched = copy.set_params(model="gbdt")
+    assert switched.kind == "gbdt" and "alphas" not in switched.get_params()
+    assert switched.fit(archs, y).predict(archs).shape == (40,)

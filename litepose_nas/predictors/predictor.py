@@ -49,6 +49,22 @@ class Predictor:
         self.source = "in memory"
         self._translators: dict[str, SpaceTranslator] = {}
 
+    # ------------------------------------------------------------------ scikit-learn estimator protocol
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, so ``sklearn.base.clone`` and grid searches work."""
+        return {"space": self.space, "model": self.kind, "seed": self.seed, **self.hparams}
+
+    def set_params(self, **params: Any) -> "Predictor":
+        """Change constructor arguments; the fitted model is dropped (refit to use them). A new
+        ``model`` kind starts from its own defaults: only the options given here are kept."""
+        current = self.get_params()
+        if params.get("model", self.kind) != self.kind:
+            current = {k: current[k] for k in ("space", "model", "seed")}
+        current.update(params)
+        space, model, seed = current.pop("space"), current.pop("model"), current.pop("seed")
+        self.__init__(space, model, seed, **current)
+        return self
+
     # ------------------------------------------------------------------ fit / predict
     def fit(self, archs: Sequence[Arch] | np.ndarray, y: Sequence[float] | np.ndarray) -> "Predictor":
         enc = as_encoded(self.space, archs)
