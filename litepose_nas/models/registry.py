@@ -45,12 +45,14 @@ def create_model(name_or_arch: str | os.PathLike | Arch, num_joints: int = 17,
     ``num_joints``: 17 (COCO) or 14 (CrowdPose), or any keypoint set. ``pretrained``: a checkpoint
     file to load strictly (weights only); no weights are downloaded.
     """
+    from ..space.published import find_published
     from .litepose import LitePose
 
     if isinstance(name_or_arch, Arch):
         arch = name_or_arch
-    elif isinstance(name_or_arch, str) and _is_published(name_or_arch):
-        arch = published_arch(name_or_arch)
+    elif (isinstance(name_or_arch, str) and not Path(name_or_arch).exists()
+          and (published := find_published(name_or_arch)) is not None):
+        arch = Arch.from_json(published)
     elif Path(name_or_arch).suffix == ".json" or Path(name_or_arch).is_file():
         arch = Arch.from_json(Path(name_or_arch))
     else:
@@ -63,8 +65,3 @@ def create_model(name_or_arch: str | os.PathLike | Arch, num_joints: int = 17,
         load_weights(model, pretrained)
     return model
 
-
-def _is_published(name: str) -> bool:
-    from ..space.published import find_published
-
-    return find_published(name) is not None

@@ -164,11 +164,16 @@ class TrainConfig:
         if any(not 0.0 < m <= 1.0 for m in self.milestones):
             raise InputError(f"training config: milestones {list(self.milestones)} must be fractions in (0, 1]")
         recipe = self.training_recipe()
-        if self.gpu_resize and (recipe.targets != "subpixel" or recipe.mask_padding):
-            # the device side renders sub-pixel targets and resizes masks; it has no integer targets
-            raise InputError(f"training config: gpu_resize needs sub-pixel targets without padding masks; "
-                             f"recipe {recipe.name!r} has targets {recipe.targets!r}, "
-                             f"mask_padding {recipe.mask_padding}")
+        if self.gpu_resize:
+            # the device side renders sub-pixel targets at 1/4 and 1/2 and resizes masks
+            if recipe.targets != "subpixel" or recipe.mask_padding:
+                raise InputError(f"training config: gpu_resize needs sub-pixel targets without padding masks; "
+                                 f"recipe {recipe.name!r} has targets {recipe.targets!r}, "
+                                 f"mask_padding {recipe.mask_padding}")
+            output_strides = list(self.network().wiring.output_strides)
+            if output_strides != [4, 2]:
+                raise InputError(f"training config: gpu_resize renders targets at 1/4 and 1/2 of the input; "
+                                 f"this network's outputs are at strides {output_strides}")
         if self.kind == "supernet" and self.space is None:
             raise InputError("training config: a supernet run needs a search space")
         if self.kind == "subnet" and self.arch is None:
@@ -203,13 +208,17 @@ class TrainConfig:
 
         return Arch.from_dict(self.arch, source="training config arch") if self.arch is not None else None
 
-    def total_stride(self) -> int:
-        """Input sizes must be a multiple of this: the network plan's total stride."""
+    def network(self):
+        """What is trained: the search space of a supernet run, the architecture of a subnet run."""
         network = self.search_space() if self.kind == "supernet" else self.architecture()
         if network is None:
             raise InputError(f"training config: a {self.kind} run needs "
                              f"{'a search space' if self.kind == 'supernet' else 'an architecture'}")
-        return network.total_stride
+        return network
+
+    def total_stride(self) -> int:
+        """Input sizes must be a multiple of this: the network plan's total stride."""
+        return self.network().total_stride
 
     def train_resolutions(self) -> tuple[int, ...]:
         if self.resolutions:

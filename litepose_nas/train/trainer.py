@@ -275,14 +275,11 @@ class Trainer:
 
         source = open_dataset(cfg.data, cfg.dataset, cfg.train_split)
         resolutions = cfg.train_resolutions()
-        network = cfg.search_space() if cfg.kind == "supernet" else cfg.architecture()
-        output_strides = network.wiring.output_strides  # target maps at the plan's output scales
-        if cfg.gpu_resize and tuple(output_strides) != (4, 2):
-            raise InputError(f"training config: gpu_resize renders targets at 1/4 and 1/2 of the input; "
-                             f"this network's outputs are at strides {list(output_strides)}")
+        output_strides = cfg.network().wiring.output_strides  # target maps at the plan's output scales
+        recipe = cfg.training_recipe()
         datasets = {
             r: PoseDataset(source, r, output_sizes=[r // st for st in output_strides], train=True,
-                           max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed, recipe=cfg.training_recipe())
+                           max_people=cfg.max_people, sigma=cfg.sigma, seed=cfg.seed, recipe=recipe)
             for r in ((max(resolutions),) if cfg.gpu_resize else resolutions)
         }
         self.train_source = source
