@@ -38,13 +38,13 @@ from .operators import (  # noqa: F401  (grow_to_limit, mutate_rows: public help
     MAX_REJECTION_ROUNDS, SeenRows, feasible_children, grow_to_limit, mutate_rows, neighbours,
 )
 from ..predictors.features import Featurizer
-from .polish import polish
 from .problem import Problem, SearchBudget
 from .result import SearchResult
 
 OPERATORS = ("mutate", "crossover", "grow", "local", "immigrant", "model")
 OPERATOR_FLOOR = 0.06  # every operator keeps this share: one that failed early may pay off later
 CREDIT_RATE = 0.3  # weight of the latest generation in an operator's credit
+MODEL_POOL = 1024  # mutants the model operator ranks per generation (cost model + surrogate only)
 
 
 class OperatorCredit:
@@ -70,12 +70,13 @@ class OperatorCredit:
                 self.quality[i] = (1 - self.rate) * self.quality[i] + self.rate * (float(reward[mine].mean()) + 1e-3)
 
 
-def fit_linear(feat: Featurizer, enc: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, float]:
-    """Ridge regression of scores on one-hot features (the surrogate of the ``model`` operator)."""
-    X = feat.transform(enc).astype(np.float64)
-    mean = float(y.mean())
-    w = np.linalg.solve(X.T @ X + alpha * np.eye(X.shape[1]), X.T @ (y - mean))
-    return w, mean
+def fit_surrogate(feat: Featurizer, enc: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Ridge regression of the upper half of the scores on one-hot features: the ``model``
+    operator's surrogate. The upper half, because the surrogate only has to rank good
+    candidates, and a linear fit of the whole range is dominated by the poor ones."""
+    keep = y >= np.median(y)
+    X = feat.transform(enc[keep]).astype(np.float64)
+    return np.linalg.solve(X.T @ X + alpha * np.eye(X.shape[1]), X.T @ (y[keep] - y[keep].mean()))
 
 
 def archive_elite(problem: Problem, limit: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -187,25 +188,14 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
             return grown(draw_random(n), 0.5)
 
         def model(n: int, round_: int) -> np.ndarray:
-            # many cheap candidates, ranked by a linear surrogate fitted on everything scored so far
-            import os
-            m = int(os.environ.get("MODELPOOL", "2048"))
-            cand = mutate_rows(space, pick(m), rng, budget.mutate_prob * (1 + 2 * rng.random()))
-            if os.environ.get("MODELGROW"):
-                cand = np.concatenate([cand, grow_to_limit(problem, mutate_rows(space, pick(m // 4), rng, budget.mutate_prob), limit, rng)])
-            cand = cand[seen.new_mask(cand)]
+            # many cheap mutants, the best by a linear surrogate of the scores: no evaluation spent
+            cand = mutate_rows(space, pick(MODEL_POOL), rng, budget.mutate_prob * (1 + 2 * rng.random()))
             ok, _ = problem.feasible(cand, limit)
             cand = cand[ok]
             if not surrogate:
-                enc, y, c = problem.log()
-                v = os.environ.get("SURR", "")
-                if "A" in v:
-                    k = np.all(c <= problem.limits(limit), axis=1); enc, y = enc[k], y[k]
-                if "B" in v:
-                    k = y >= np.quantile(y, 0.5); enc, y = enc[k], y[k]
-                surrogate.append(fit_linear(feat, enc, y))
-            pred = feat.transform(cand) @ surrogate[0][0] + surrogate[0][1]
-            return cand[np.argsort(-pred)[:n]]
+                surrogate.append(fit_surrogate(feat, *problem.log()[:2]))
+            cand = cand[np.argsort(-(feat.transform(cand) @ surrogate[0]))[: 4 * n]]
+            return cand[seen.new_mask(cand)][:n]
 
         surrogate: list = []
         makers = {"mutate": mutate, "crossover": crossover, "grow": grow, "local": local, "immigrant": immigrant,
@@ -238,13 +228,6 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
             if progress:
                 progress(budget.generations - gen)
             break
-    if adaptive and budget.polish:
-        import os
-        top, top_scores = archive_elite(problem, limit, int(os.environ.get("POLK", "1")))
-        for r, sc in zip(top, top_scores):
-            before = problem.evaluations
-            _, final, used = polish(problem, r, float(sc), limit, rng, seen, int(os.environ.get("POLE", "300")))
-            history.append({"limit": limit, "polish": used, "best": max(best, final), "evaluations": problem.evaluations})
 
 
 def evolution_search(problem: Problem, limits: Sequence[float], budget: SearchBudget, seed: int,

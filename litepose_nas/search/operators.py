@@ -43,12 +43,11 @@ def mutate_rows(space, rows: np.ndarray, rng: np.random.Generator, prob: float) 
 
 
 def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.random.Generator,
-                  rounds: int | None = None, frozen: np.ndarray | None = None) -> np.ndarray:
+                  rounds: int | None = None) -> np.ndarray:
     """Push feasible rows towards the budget: random single-choice changes that raise the primary
     cost and keep every constraint are kept. Bigger subnets of a space are (nearly always) more
     accurate, so the best subnet under a budget sits on its boundary; growing lets a mutation that
     frees budget (a lower resolution, say) spend it elsewhere instead of being judged half-empty.
-    ``frozen``: per row, a dimension left as it is (the move a local search is trying), or -1.
     """
     space = problem.space
     counts = space.choice_counts()
@@ -80,10 +79,7 @@ def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.rand
         if depth_dims[dim].any():  # a depth changed: blocks appear or vanish
             trial = space.canonicalize(trial, rng)
         t_ok, t_costs = problem.feasible(trial, limit)
-        good = t_ok & active & (t_costs[:, 0] > costs[rep, 0])
-        if frozen is not None:
-            good &= dim != frozen[rep]
-        good = good.reshape(len(at), tries)
+        good = (t_ok & active & (t_costs[:, 0] > costs[rep, 0])).reshape(len(at), tries)
         # a random improving try per row: random keys, improving ones ranked first
         pick = np.argmax(good + rng.random(good.shape) * 0.5, axis=1)
         grew = good[np.arange(len(at)), pick]
@@ -93,75 +89,24 @@ def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.rand
     return rows
 
 
-def shrink_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.random.Generator,
-                    frozen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Repair rows that break a constraint: each round tries random single-choice changes per
-    row (never the ``frozen`` dimension of a row) and keeps the one that cuts the excess over the
-    limits most. Returns the rows that became feasible and the index of each in ``rows``.
-
-    A local move that breaks the budget (a higher resolution, say) is judged once the rest of the
-    subnet made room for it, as a designer would trade one choice against others.
-    """
-    space = problem.space
-    counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
-    rows = np.array(rows, dtype=np.int64)
-    frozen = np.full(len(rows), -1) if frozen is None else np.asarray(frozen)
-    if not len(rows) or not len(variable):
-        return rows[:0], np.zeros(0, dtype=np.int64)
-    depth_dims = np.array([d.kind == "depth" for d in space.dimensions])
-    limits = problem.limits(limit)
-
-    def excess(costs: np.ndarray) -> np.ndarray:
-        return np.maximum(costs / np.maximum(limits, 1e-12) - 1.0, 0).sum(axis=1)
-
-    cur = excess(problem.costs(rows))
-    v = len(variable)
-    tries = min(2 * GROW_TRIES, v)
-    for _ in range(4 * max(1, -(-v // tries))):
-        at = np.flatnonzero(cur > 0)
-        if not len(at):
-            break
-        rep = np.repeat(at, tries)
-        dim = variable[rng.integers(v, size=len(rep))]
-        shift = (rng.random(len(rep)) * (counts[dim] - 1)).astype(np.int64) + 1
-        trial = rows[rep]
-        i = np.arange(len(rep))
-        active = (trial[i, dim] >= 0) & (dim != frozen[rep])
-        trial[i, dim] = np.where(active, (trial[i, dim] + shift) % counts[dim], trial[i, dim])
-        if depth_dims[dim].any():
-            trial = space.canonicalize(trial, rng)
-        t_ex = np.where(active, excess(problem.costs(trial)), np.inf).reshape(len(at), tries)
-        pick = np.argmin(t_ex, axis=1)
-        better = t_ex[np.arange(len(at)), pick] < cur[at]
-        chosen = np.arange(len(at)) * tries + pick
-        rows[at[better]] = trial[chosen[better]]
-        cur[at[better]] = t_ex[np.arange(len(at)), pick][better]
-    ok = np.flatnonzero(cur <= 0)
-    return rows[ok], ok
-
-
-def one_choice_moves(space, row: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Every row differing from ``row`` in exactly one active variable choice, and the
-    dimension each one changed."""
-    counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
-    dims = variable[row[variable] >= 0]
-    k = counts[dims] - 1  # alternatives per dimension
-    dim = np.repeat(dims, k)
-    offset = np.concatenate([np.arange(1, n + 1) for n in k]) if len(k) else np.zeros(0, dtype=np.int64)
-    cand = np.repeat(row[None, :], len(dim), axis=0)
-    at = np.arange(len(dim))
-    cand[at, dim] = (cand[at, dim] + offset) % counts[dim]
-    if any(space.dimensions[d].kind == "depth" for d in dims):  # a depth changed: blocks appear or vanish
-        cand = space.canonicalize(cand, rng)
-    return cand, dim
-
-
 def neighbours(space, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Every row differing from one of ``rows`` in exactly one active variable choice, the
     neighbours of ``rows[0]`` first (local search scores the best architecture's first)."""
-    out = [one_choice_moves(space, row, rng)[0] for row in np.atleast_2d(rows)]
+    counts = space.choice_counts()
+    variable = np.flatnonzero(counts > 1)
+    depth = np.array([d.kind == "depth" for d in space.dimensions])
+    out = []
+    for row in np.atleast_2d(rows):
+        dims = variable[row[variable] >= 0]
+        k = counts[dims] - 1  # alternatives per dimension
+        dim = np.repeat(dims, k)
+        offset = np.concatenate([np.arange(1, n + 1) for n in k]) if len(k) else np.zeros(0, dtype=np.int64)
+        cand = np.repeat(row[None, :], len(dim), axis=0)
+        at = np.arange(len(dim))
+        cand[at, dim] = (cand[at, dim] + offset) % counts[dim]
+        if depth[dims].any():  # a depth changed: blocks appear or vanish
+            cand = space.canonicalize(cand, rng)
+        out.append(cand)
     return np.concatenate(out) if out else np.zeros((0, space.num_dimensions), dtype=np.int64)
 
 

@@ -37,7 +37,6 @@ class SearchBudget:
     evaluations: int | None = None
     adaptive: bool = True
     restart_after: int = 12
-    polish: bool = True
 
     def __post_init__(self) -> None:
         if self.population < 2:
