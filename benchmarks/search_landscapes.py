@@ -89,9 +89,49 @@ class Landscape:
     limits: list[float]
     budget: dict  # SearchBudget fields for this space
     note: str
+    source: list  # what defines the scores (files, recipe): the exhaustive optimum is cached on its hash
 
 
 # ---------------------------------------------------------------------- landscapes
+def content_key(ls: "Landscape") -> str:
+    """SHA-256 of everything the exhaustive optimum depends on: the files behind the scores
+    (a refit predictor changes it), the recipe of a fitted landscape, the constraint and limits."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for item in ls.source:
+        path = Path(item)
+        files = sorted(path.rglob("*")) if path.is_dir() else [path] if path.is_file() else []
+        for f in files:
+            if f.is_file():
+                h.update(f.name.encode() + f.read_bytes())
+        if not files:
+            h.update(str(item).encode())
+    h.update(json.dumps([ls.space.name, ls.space.size(), ls.constraint.describe(), ls.limits], sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()
+
+
+def exhaustive_truth(ls: "Landscape") -> dict:
+    """Optimum per limit and the exhaustive front, cached in ``benchmarks/.cache`` on the content key."""
+    import json
+
+    from litepose_nas.io import write_json_atomic
+
+    path = HERE / ".cache" / f"optimum-{ls.name}-{content_key(ls)[:16]}.json"
+    if path.exists():
+        return {**json.loads(path.read_text()), "cached": str(path.relative_to(HERE.parent))}
+    t = time.perf_counter()
+    ex = search(ls.space, ls.objective, ls.constraint, algo="exhaustive", limits=ls.limits)
+    truth = {"optimum": {str(b.limit): b.score for b in ex.best}, "optimum_cost": {str(b.limit): b.cost for b in ex.best},
+             "front_scores": ex.front_scores.tolist(), "front_costs": ex.front_costs.tolist(),
+             "exhaustive_seconds": time.perf_counter() - t}
+    path.parent.mkdir(exist_ok=True)
+    write_json_atomic(path, truth)
+    return truth
+
+
 def fitted(space, model, target, n, seed=0):
     from litepose_nas.predictors import Predictor
 
@@ -128,22 +168,31 @@ def landscapes(wanted: set[str] | None) -> list[Landscape]:
 
     space = SearchSpace.from_yaml("litepose")
     limits = [float(x) for x in ARGS.budgets.split(",")]
-    lat = latency_constraint(load_table(ARGS.device), space, max(limits))
+    table = load_table(ARGS.device)
+    lat = latency_constraint(table, space, max(limits))
+    table_src = str(table.path or ARGS.device)
     out = []
+
+    def recipe(model, n):  # a fitted landscape is defined by its target code, model, rows and libraries
+        import sklearn
+
+        return [str(HERE / "synthetic_ap.py"), f"{model} {n} rows seed 0", f"sklearn {sklearn.__version__}",
+                f"numpy {np.__version__}", table_src]
 
     def want(name):
         return wanted is None or name in wanted
 
     if want("smooth"):
         out.append(Landscape("smooth", space, fitted(space, "mlp", smooth_ap, 1500), lat, limits, {},
-                             "mlp on smooth synthetic AP (monotone in size)"))
-    if want("shipped"):
-        out.append(Landscape("shipped", space, predictor_objective(default_predictor(space), space), lat, limits, {},
-                             "predictors/synthetic-litepose (gbdt)"))
+                             "mlp on smooth synthetic AP (monotone in size)", recipe("mlp", 1500)))
+    if want("shipped"):  # read at run time: a refit predictor is measured as it is now
+        pred = default_predictor(space)
+        out.append(Landscape("shipped", space, predictor_objective(pred, space), lat, limits, {},
+                             f"{Path(str(pred.source)).name} ({pred.kind})", [str(pred.source), table_src]))
     for model in ("mlp", "gbdt", "ridge", "gp"):
         if want(f"peaked-{model}"):
             out.append(Landscape(f"peaked-{model}", space, fitted(space, model, peaked_ap, 800), lat, limits, {},
-                                 f"{model} on non-monotone synthetic AP"))
+                                 f"{model} on non-monotone synthetic AP", recipe(model, 800)))
     cache = HERE / "data" / "tiny-exact-scores.json"
     if want("exact-tiny") and cache.exists():
         import json
@@ -155,7 +204,7 @@ def landscapes(wanted: set[str] | None) -> list[Landscape]:
         t_limits = [float(f"{q:.4g}") for q in np.quantile(g, [0.25, 0.5, 0.9])]
         out.append(Landscape("exact-tiny", tiny, table_objective(tiny, enc, data["ap"], "exact AP (tiny supernet)"),
                              macs_constraint(tiny, max(t_limits)), t_limits, {"population": 10, "generations": 10},
-                             f"{len(enc)} archs, exact supernet AP; MACs budgets (G)"))
+                             f"{len(enc)} archs, exact supernet AP; MACs budgets (G)", [str(cache)]))
     elif want("exact-tiny"):
         print(f"skipping exact-tiny: {cache} missing (run benchmarks/build_exact_landscape.py)")
     return out
@@ -198,10 +247,10 @@ def quality(ls: Landscape, optimum: dict[float, float]) -> dict:
     return res
 
 
-def hypervolumes(ls: Landscape, ex) -> dict:
+def hypervolumes(ls: Landscape, front_scores: np.ndarray, front_costs: np.ndarray) -> dict:
     cap = max(ls.limits)
-    ref = (float(ex.front_scores.min()), cap)
-    hv_ex = hypervolume_2d(ex.front_scores, ex.front_costs, *ref)
+    ref = (float(front_scores.min()), cap)
+    hv_ex = hypervolume_2d(front_scores, front_costs, *ref)
     n = SearchBudget(**ls.budget).n_evaluations
     runs = {"optuna NSGA-II": dict(algo="optuna", multi_objective=True, budget=SearchBudget(**ls.budget, evaluations=n)),
             "evolution (union of budgets)": dict(algo="evolution", budget=SearchBudget(**ls.budget)),
@@ -261,18 +310,17 @@ def main() -> None:
     out: dict = {"threads": ARGS.threads, "device_table": ARGS.device, "load_start": load(), "hit_tolerance": HIT_TOL,
                  "seeds": ARGS.seeds, "optuna_seeds": ARGS.optuna_seeds, "landscapes": {}}
     for ls in landscapes(wanted):
-        t = time.perf_counter()
-        ex = search(ls.space, ls.objective, ls.constraint, algo="exhaustive", limits=ls.limits)
-        optimum = {b.limit: b.score for b in ex.best}
+        truth = exhaustive_truth(ls)
+        optimum = {lim: truth["optimum"][str(lim)] for lim in ls.limits}
         entry = {"note": ls.note, "space": ls.space.name, "size": ls.space.size(), "limits": ls.limits,
-                 "unit": ls.constraint.unit, "budget": SearchBudget(**ls.budget).to_dict(),
-                 "exhaustive_seconds": time.perf_counter() - t, "optimum": {str(k): v for k, v in optimum.items()},
-                 "optimum_cost": {str(b.limit): b.cost for b in ex.best}}
+                 "unit": ls.constraint.unit, "budget": SearchBudget(**ls.budget).to_dict(), "content_key": content_key(ls),
+                 **{k: v for k, v in truth.items() if not k.startswith("front")}}
         print(f"{ls.name}: {ls.note}; optimum " + ", ".join(
-            f"{b.limit:g}: {b.score:.4f} at {b.cost:.4g}" for b in ex.best), flush=True)
+            f"{lim:g}: {optimum[lim]:.4f} at {truth['optimum_cost'][str(lim)]:.4g}" for lim in ls.limits)
+            + (f" (cached: {truth['cached']})" if "cached" in truth else ""), flush=True)
         entry["searchers"] = quality(ls, optimum)
         if not ARGS.skip_hypervolume:
-            entry["hypervolume"] = hv = hypervolumes(ls, ex)
+            entry["hypervolume"] = hv = hypervolumes(ls, np.asarray(truth["front_scores"]), np.asarray(truth["front_costs"]))
             print("  hypervolume ratio: " + ", ".join(f"{k} {v['ratio']:.4f}" for k, v in hv["runs"].items()), flush=True)
         out["landscapes"][ls.name] = entry
     if not ARGS.skip_elastic:
