@@ -22,6 +22,11 @@ evolution run ``--long-factor`` (100) times longer.
 
     python benchmarks/search_landscapes.py [--threads 1] [--seeds 10] [--optuna-seeds 2] [--quick] [--json OUT]
 
+The shipped predictor is loaded at run time; each landscape's exhaustive optimum and front are
+cached in ``benchmarks/.cache/`` under the SHA-256 of what defines the scores (the predictor's
+files, or the fitting recipe; the latency table; the limits), so a refit predictor is
+re-scored exhaustively on the next run.
+
 The machine's load (``os.getloadavg``) is recorded with the figures: wall-clock speeds are only
 comparable at equal load; CPU seconds are less sensitive to it.
 """
