@@ -193,16 +193,17 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
             return grown(draw_random(n), 0.5)
 
         def model(n: int, round_: int) -> np.ndarray:
-            # many cheap mutants, the best by a linear surrogate of the scores: no evaluation spent
-            cand = mutate_rows(space, pick(MODEL_POOL), rng, budget.mutate_prob * (1 + 2 * rng.random()))
-            ok, _ = problem.feasible(cand, limit)
-            cand = cand[ok]
-            if not surrogate:
-                surrogate.append(fit_surrogate(feat, *problem.log()[:2]))
-            cand = cand[np.argsort(-(feat.transform(cand) @ surrogate[0]))[: 4 * n]]
-            return cand[seen.new_mask(cand)][:n]
+            # many cheap mutants ranked once per generation by a linear surrogate of the scores
+            # (one cost call, no evaluation); each call takes the best-ranked ones not scored yet
+            if not model_pool:
+                cand = mutate_rows(space, pick(MODEL_POOL), rng, budget.mutate_prob * (1 + 2 * rng.random()))
+                cand = cand[problem.feasible(cand, limit)[0]]
+                w = fit_surrogate(feat, *problem.log()[:2])
+                model_pool.append(cand[np.argsort(-(feat.transform(cand) @ w))])
+            head, model_pool[0] = model_pool[0][: 4 * n], model_pool[0][4 * n:]
+            return head[seen.new_mask(head)][:n]
 
-        surrogate: list = []
+        model_pool: list[np.ndarray] = []
         makers = {"mutate": mutate, "crossover": crossover, "grow": grow, "local": local, "immigrant": immigrant,
                   "model": model}
         children, child_costs, origin = feasible_children(problem, [makers[o] for o in names], counts, limit, seen)
