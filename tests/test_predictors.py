@@ -162,6 +162,21 @@ def test_cli_fit_writes_predictor_and_report(data, tmp_path):
     assert info["heldout_rows"] == 30 and info["heldout_kendall_tau"] > 0.5
     assert info["heldout_rmse"] == pytest.approx(float(np.sqrt(np.mean((h_pred - h_ap) ** 2))), rel=1e-4)
     assert "heldout.csv (30 architectures" in run_cli("predictor", "info", out).stdout
+    # fit --heldout: the same check written by fit itself, and held-out rows that were fitted are refused
+    h_csv = tmp_path / "heldout-evals.csv"
+    write_evals(h_csv, ORIGINAL.decode(h_enc), h_ap, space_name="litepose")
+    out2 = tmp_path / "predictors" / "with-heldout"
+    r = run_cli("predictor", "fit", csv, "--model", "ridge", "--compare", "ridge", "--folds", "3", "--out", out2,
+                "--heldout", h_csv, "--json")
+    fitted = json.loads(r.stdout)
+    assert r.returncode == 0 and fitted["rows"] == len(y) and fitted["heldout_rows"] == 30
+    assert fitted["heldout_kendall_tau"] == pytest.approx(info["heldout_kendall_tau"])
+    assert (out2 / "heldout.csv").read_text() == (out / "heldout.csv").read_text()
+    overlap = tmp_path / "overlap.csv"
+    write_evals(overlap, ORIGINAL.decode(np.concatenate([h_enc, enc[:3]])), np.concatenate([h_ap, y[:3]]))
+    assert_one_line_error(run_cli("predictor", "fit", csv, "--compare", "ridge", "--out", tmp_path / "z",
+                                  "--heldout", overlap), 2, "3 of its 33 architectures are also in")
+    assert not (tmp_path / "z").exists()
     bad = tmp_path / "bad.csv"
     bad.write_text("arch,accuracy\n{},1\n")
     assert_one_line_error(run_cli("predictor", "fit", bad, "--out", tmp_path / "x"), 2, "missing column 'ap'")
