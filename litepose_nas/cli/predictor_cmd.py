@@ -67,8 +67,14 @@ def fit(evals_csv, model, out_dir, space_path, target, folds, compare, seed, hel
         "rows": len(table), "target": target, "folds": folds, "seed": seed,
         "selected_by": "best held-out Kendall tau" if model == "auto" else "--model",
     })
+    from ..predictors.collect import read_provenance
+
+    collection = read_provenance(evals_csv)
+    if collection is not None:
+        pred.provenance["collection"] = collection  # how the fitted APs were measured
     if heldout is not None:
         pred.provenance["heldout_data"] = str(Path(heldout_csv).resolve())
+        pred.provenance["heldout_collection"] = read_provenance(heldout_csv)
     pred.save(out)
     scores = {}
     if heldout is not None:
