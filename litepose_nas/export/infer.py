@@ -71,13 +71,13 @@ class PoseEstimator:
         meta = self.metadata
         shapes = {o.name: o.shape for o in self.session.get_outputs()}
         missing = [name for name in meta.output_names if name not in shapes]
-        if missing or len(meta.output_names) != 2:
+        if missing or len(meta.output_names) != len(meta.arch.wiring.output_levels):
             raise InputError(
                 f"{meta_source}: outputs {list(meta.output_names)} do not match the model {self.model_path.name}'s "
                 f"{list(shapes)}"
             )
         j = meta.num_joints
-        for name, expected in zip(meta.output_names, (2 * j, j)):
+        for name, expected in zip(meta.output_names, meta.arch.wiring.output_channels(j)):
             shape = shapes[name]
             channels = shape[1] if len(shape) == 4 else None
             # a symbolic (str) channel dim cannot be checked here; the decoder checks real outputs

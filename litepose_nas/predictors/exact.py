@@ -51,8 +51,9 @@ class ExactPredictor:
             raise CheckpointError(f"{supernet_path}: a static network, not a supernet (layout {ck.layout!r})")
         if space is not None and space_fingerprint(ck.model.space) != space_fingerprint(space):
             raise CheckpointError(f"{supernet_path}: supernet of space '{ck.model.space.name}', not '{space.name}'")
-        train = open_dataset(data_dir, dataset, train_split)
-        val = open_dataset(data_dir, dataset, val_split)
+        keypoints = ck.keypoints or (space.keypoints if space is not None else None)
+        train = open_dataset(data_dir, dataset, train_split, keypoints)
+        val = open_dataset(data_dir, dataset, val_split, keypoints)
         if train.num_joints != ck.num_joints:
             raise CheckpointError(f"{supernet_path}: {ck.num_joints} joints, {dataset} has {train.num_joints}")
         return cls(ck.model, train, val, source=str(supernet_path), **kwargs)
