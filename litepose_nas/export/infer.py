@@ -180,10 +180,18 @@ def coco_annotations(prediction: Prediction, image_id: int, first_id: int, thres
 
 
 def coco_category(meta: ExportMetadata) -> dict[str, Any]:
-    return {
+    """The person category of the output file; a keypoint set other than COCO's / CrowdPose's also
+    records its flip pairs and sigmas there (the fields ``open_dataset`` reads back)."""
+    from ..keypoints import DATASETS
+
+    out = {
         "id": CATEGORY_ID, "name": "person", "supercategory": "person",
         "keypoints": list(meta.joint_names), "skeleton": [[a + 1, b + 1] for a, b in meta.skeleton],
     }
+    spec = meta.keypoints
+    if spec not in DATASETS.values():
+        out.update(keypoint_set=spec.name, flip_pairs=[list(p) for p in spec.flip_pairs], sigmas=list(spec.sigmas))
+    return out
 
 
 # ---------------------------------------------------------------------------- drawing
