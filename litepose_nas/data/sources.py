@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import read_json_bounded
-from ..keypoints import KeypointSpec, keypoint_set, keypoint_spec
+from ..keypoints import DATASETS, KeypointSpec, keypoint_set, keypoint_spec
 
 COCO_SPLITS = ("train", "val")
 CROWDPOSE_SPLITS = ("train", "val", "trainval", "test")
@@ -89,11 +89,16 @@ def file_keypoints(gt: Any, ann_file: Path | str, dataset: str) -> KeypointSpec 
     default = keypoint_spec(dataset)
     if isinstance(names, list) and len(names) == default.num_joints and "flip_pairs" not in cat and "sigmas" not in cat:
         return default
+    for other in DATASETS.values():
+        if other is not default and names == list(other.joints):
+            # the other built-in dataset's file under this layout: a wrong --dataset, not a new set
+            raise DataError(f"{ann_file}: category 'person' lists {len(names)} keypoints, {dataset} has "
+                            f"{default.num_joints} (is this the right --dataset?)")
     skeleton = cat.get("skeleton", [])
-    if not isinstance(skeleton, list) or not all(isinstance(p, list) and len(p) == 2 and
-                                                 all(isinstance(v, int) and not isinstance(v, bool) for v in p)
-                                                 for p in skeleton):
-        raise DataError(f"{where}.skeleton: expected a list of [a, b] 1-based joint index pairs")
+    n = len(names) if isinstance(names, list) else 0
+    if not (isinstance(skeleton, list) and all(isinstance(p, list) and len(p) == 2 and
+                                               all(isinstance(v, int) and 1 <= v <= n for v in p) for p in skeleton)):
+        skeleton = []  # drawing only: a skeleton that does not fit the joints is left out, not an error
     data = {"name": cat.get("keypoint_set", "custom"), "joints": names,
             "skeleton": [[a - 1, b - 1] for a, b in skeleton]}
     for key in ("flip_pairs", "sigmas"):
