@@ -71,15 +71,18 @@ class ExactPredictor:
                 f"{self.val_images} {self.val_source.dataset} val images, metric {self.metric}{proxy})")
 
     def input_size(self, arch: Arch) -> int:
-        """The input size ``arch`` is evaluated at: its own, or the proxy (a multiple of 16, >= 64)."""
+        """The input size ``arch`` is evaluated at: its own, or the proxy (a multiple of the total stride, >= 64)."""
         if self.resolution_scale == 1.0:
             return arch.img_size
-        return max(64, int(round(arch.img_size * self.resolution_scale / 16)) * 16)
+        m = arch.wiring.total_stride  # input sides are multiples of the network plan's total stride
+        return max(-(-64 // m) * m, int(round(arch.img_size * self.resolution_scale / m)) * m)
 
     def _calibration_batches(self, arch: Arch):
         from ..data import PoseDataset, make_loader
 
-        ds = PoseDataset(self.train_source, input_size=self.input_size(arch), train=True, seed=self.seed)
+        size = self.input_size(arch)
+        ds = PoseDataset(self.train_source, input_size=size, train=True, seed=self.seed,
+                         output_sizes=[size // st for st in arch.wiring.output_strides])
         loader = make_loader(ds, self.batch_size, shuffle=True, seed=self.seed)
         for i, batch in enumerate(loader):
             if i >= self.calib_batches:
