@@ -120,3 +120,29 @@ def test_five_joint_set_trains_evaluates_exports_and_infers(tmp_path: Path, one_
     out = json.loads((tmp_path / "infer" / "people.json").read_text())
     assert out["categories"][0]["keypoints"] == FIVE and out["categories"][0]["flip_pairs"] == [[1, 2], [3, 4]]
     assert all(len(a["keypoints"]) == 15 for a in out["annotations"])
+
+
+def test_outputs_at_strides_16_and_8_train_and_evaluate(tmp_path: Path, one_torch_thread):
+    """A five-stage network (total stride 32, two head levels: outputs at 1/16 and 1/8 of the input):
+    targets, loss, validation and evaluation follow the plan's output strides."""
+    from litepose_nas.data import generate_synthetic
+    from litepose_nas.space import SearchSpace
+
+    stage = {"depths": [1], "kernels": [3], "expansions": [2]}
+    space = SearchSpace.create("deep", [64], [8], [{"stride": s, "widths": [8], **stage} for s in (2, 2, 2, 2, 1)],
+                               [[8], [8]])
+    arch = space.largest()
+    assert arch.wiring.output_strides == (16, 8)
+    arch.to_json(tmp_path / "arch.json")
+    data = generate_synthetic(tmp_path / "coco", 4, layout="coco", image_size=64, val_fraction=0.5)
+    run = tmp_path / "run"
+    r = run_inproc("train", "--arch", tmp_path / "arch.json", "--data", data, "--dataset", "coco", "--steps", "2",
+                   "--batch-size", "2", "--workers", "0", "--val-images", "2", "--out", run, "-q", "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-2000:]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("val" in json.dumps(rec) for rec in records)  # validated at the end
+    metrics = tmp_path / "metrics.json"
+    r = run_inproc("evaluate", "--arch", tmp_path / "arch.json", "--weights", run / "model.pt", "--data", data,
+                   "--dataset", "coco", "-q", "--json", metrics)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(metrics.read_text())["num_images"] == 2
