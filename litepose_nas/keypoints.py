@@ -94,7 +94,7 @@ DATASETS: dict[str, KeypointSpec] = {"coco": COCO, "crowdpose": CROWDPOSE}
 
 
 # OKS sigma of a joint of a set that gives none and is neither COCO's nor CrowdPose's: the mean of
-# COCO's 17 sigmas (0.0717), so OKS is as strict on average as on COCO. Give per-joint sigmas in the
+# COCO's 17 sigmas (0.0669), so OKS is as strict on average as on COCO. Give per-joint sigmas in the
 # set (``sigmas:``) to score a new set the way its annotators agree.
 UNIFORM_SIGMA = float(np.mean(COCO.sigmas))
 
