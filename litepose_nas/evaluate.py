@@ -162,13 +162,18 @@ def evaluate(
     """Build the network of ``arch`` (an ``Arch`` or its JSON file), load ``weights`` (None: keep the
     random initialisation, for smoke tests) and evaluate it on ``split`` of the dataset at ``data``
     (:func:`evaluate_model`; ``breakdown=True`` adds the error analysis). ``keypoints``: the keypoint
-    set (a :class:`~litepose_nas.keypoints.KeypointSpec` or its dict); default: the annotation file's."""
+    set (a :class:`~litepose_nas.keypoints.KeypointSpec` or its dict); default: the one ``weights``
+    records (a training run's ``model.pt``), else the annotation file's."""
     from .data import open_dataset
     from .models import build_model
     from .space import Arch
 
     if not isinstance(arch, Arch):
         arch = Arch.from_json(arch)
+    if keypoints is None and weights is not None:
+        from .checkpoints import read_checkpoint, recorded_keypoints
+
+        keypoints = recorded_keypoints(read_checkpoint(weights), str(weights))
     source = open_dataset(Path(data), dataset, split, keypoints)
     model = build_model(arch, source.num_joints)
     if weights is not None:
