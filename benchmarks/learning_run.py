@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=800, help="synthetic images (10%% become val)")
     p.add_argument("--preset", choices=("easy", "medium", "hard"), default="easy", help="synthetic data preset")
     p.add_argument("--space", default="litepose-elastic")
-    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--resolution", default="128",
+                   help="training input size, or sizes drawn per step (64,80,96,112,128: the litepose space's "
+                        "elastic resolution at 1/4 scale, what `predictor collect --resolution-scale 0.25` evaluates)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--minutes", type=float, default=15.0)

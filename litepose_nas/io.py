@@ -83,6 +83,7 @@ LIMITS: dict[str, int] = {
     "predictor arrays": 256 * MiB,
     "evaluations table": 256 * MiB,
     "export metadata": 1 * MiB,
+    "collection provenance": 1 * MiB,
     "search result": 64 * MiB,
     "progress file": 256 * MiB,
     "annotation file": 2048 * MiB,

@@ -1052,6 +1052,12 @@ UNBOUNDED_READERS: dict[str, tuple[list[str], Callable[[str, World, Path], list]
         "infer", "--model", w.onnx, unbounded_file(k, d / "bad.jpg", "image"), "--out", d / "out", "-q"]),
     "checkpoint-info/ckpt": (FILE_WAYS, lambda k, w, d: [
         "checkpoint", "info", unbounded_file(k, d / "bad.pth", "checkpoint")]),
+    "infer/model": (FILE_WAYS, lambda k, w, d: [
+        "infer", "--model", unbounded_file(k, Path(shutil.copytree(w.onnx.parent, d / "m")) / w.onnx.name,
+                                           "ONNX model"), w.image, "--out", d / "out", "-q"]),
+    "profile/progress": (FILE_WAYS, lambda k, w, d: [
+        "profile", "--space", w.space, "--device-name", "x", "--quick", "--out",
+        unbounded_file(k, d / "t.partial.jsonl", "progress file").with_name("t.csv"), "-q"]),
 }
 
 

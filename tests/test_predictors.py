@@ -1,6 +1,7 @@
 """Accuracy predictors: features, models, CV, safe save/load, space checks, collect, exact evaluation."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -162,6 +163,21 @@ def test_cli_fit_writes_predictor_and_report(data, tmp_path):
     assert info["heldout_rows"] == 30 and info["heldout_kendall_tau"] > 0.5
     assert info["heldout_rmse"] == pytest.approx(float(np.sqrt(np.mean((h_pred - h_ap) ** 2))), rel=1e-4)
     assert "heldout.csv (30 architectures" in run_cli("predictor", "info", out).stdout
+    # fit --heldout: the same check written by fit itself, and held-out rows that were fitted are refused
+    h_csv = tmp_path / "heldout-evals.csv"
+    write_evals(h_csv, ORIGINAL.decode(h_enc), h_ap, space_name="litepose")
+    out2 = tmp_path / "predictors" / "with-heldout"
+    r = run_cli("predictor", "fit", csv, "--model", "ridge", "--compare", "ridge", "--folds", "3", "--out", out2,
+                "--heldout", h_csv, "--json")
+    fitted = json.loads(r.stdout)
+    assert r.returncode == 0 and fitted["rows"] == len(y) and fitted["heldout_rows"] == 30
+    assert fitted["heldout_kendall_tau"] == pytest.approx(info["heldout_kendall_tau"])
+    assert (out2 / "heldout.csv").read_text() == (out / "heldout.csv").read_text()
+    overlap = tmp_path / "overlap.csv"
+    write_evals(overlap, ORIGINAL.decode(np.concatenate([h_enc, enc[:3]])), np.concatenate([h_ap, y[:3]]))
+    assert_one_line_error(run_cli("predictor", "fit", csv, "--compare", "ridge", "--out", tmp_path / "z",
+                                  "--heldout", overlap), 2, "3 of its 33 architectures are also in")
+    assert not (tmp_path / "z").exists()
     bad = tmp_path / "bad.csv"
     bad.write_text("arch,accuracy\n{},1\n")
     assert_one_line_error(run_cli("predictor", "fit", bad, "--out", tmp_path / "x"), 2, "missing column 'ap'")
@@ -209,6 +225,39 @@ def test_collect_appends_and_resumes(tmp_path):
     table = read_evals(out)
     assert len(table) == 7 and len({a.to_json() for a in table.archs}) == 7
     assert np.allclose(table.targets, synthetic_ap(ORIGINAL, table.encoded(ORIGINAL), noise=0))
+
+
+def test_collect_records_its_settings_and_refuses_to_mix_them(tmp_path):
+    """evals.provenance.json: how the rows were measured; fit copies it; other settings are refused."""
+    from cli_helpers import run_cli
+
+    from litepose_nas.errors import DataError
+    from litepose_nas.predictors.collect import provenance_path
+
+    supernet = tmp_path / "supernet.pt"
+    supernet.write_bytes(b"weights v1")
+    fake = FakeExact(ORIGINAL)
+    fake.calib_batches, fake.batch_size, fake.val_images, fake.resolution_scale, fake.metric = 5, 8, 80, 0.25, "AP"
+    out = tmp_path / "evals.csv"
+    collect_evals(supernet, tmp_path, "coco", 12, out, ORIGINAL, predictor=fake, progress=False, seed=3)
+    recorded = json.loads(provenance_path(out).read_text())
+    assert provenance_path(out).name == "evals.provenance.json"
+    assert (recorded["val_images"], recorded["resolution_scale"], recorded["seed"]) == (80, 0.25, 3)
+    assert recorded["supernet_sha256"] == hashlib.sha256(b"weights v1").hexdigest()
+    collect_evals(supernet, tmp_path, "coco", 14, out, ORIGINAL, predictor=fake, progress=False, seed=3)  # resumes
+    assert len(read_evals(out)) == 14
+    fake.resolution_scale = 0.5
+    with pytest.raises(DataError, match=r"other settings \(resolution_scale"):
+        collect_evals(supernet, tmp_path, "coco", 16, out, ORIGINAL, predictor=fake, progress=False, seed=3)
+    fake.resolution_scale = 0.25
+    supernet.write_bytes(b"weights v2")  # a retrained supernet measures other APs
+    with pytest.raises(DataError, match="supernet_sha256"):
+        collect_evals(supernet, tmp_path, "coco", 16, out, ORIGINAL, predictor=fake, progress=False, seed=3)
+    assert len(read_evals(out)) == 14
+    r = run_cli("predictor", "fit", out, "--compare", "ridge", "--folds", "2", "--out", tmp_path / "pred", "-q")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "pred" / "predictor.json").read_text())
+    assert meta["provenance"]["collection"] == recorded
 
 
 def test_append_row_creates_header(tmp_path):

@@ -23,9 +23,12 @@ def predictor() -> None:
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
 @click.option("--compare", default="mlp,gbdt,ridge,gp", show_default=True, help="Models to cross-validate, comma-separated.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--heldout", "heldout_csv", type=click.Path(dir_okay=False),
+              help="Evaluations (same columns) never used in fitting: written beside the predictor as heldout.csv "
+                   "and scored (Kendall tau, RMSE); an architecture also in EVALS_CSV is refused.")
 @quiet_option
 @json_option
-def fit(evals_csv, model, out_dir, space_path, target, folds, compare, seed, quiet, as_json) -> None:
+def fit(evals_csv, model, out_dir, space_path, target, folds, compare, seed, heldout_csv, quiet, as_json) -> None:
     """Fit a predictor on EVALS_CSV (columns arch, ap) with k-fold cross-validation."""
     import hashlib
     from pathlib import Path
@@ -44,6 +47,14 @@ def fit(evals_csv, model, out_dir, space_path, target, folds, compare, seed, qui
         raise InputError(f"{out}: exists and is not a folder (--out takes a folder)")
     table = read_evals(evals_csv, target)
     enc = table.encoded(space)
+    heldout = read_evals(heldout_csv, target) if heldout_csv else None
+    if heldout is not None:
+        heldout.encoded(space)  # every held-out arch must belong to the space, before anything is fitted
+        fitted = {a.to_json() for a in table.archs}
+        shared = sum(a.to_json() in fitted for a in heldout.archs)
+        if shared:
+            raise InputError(f"{heldout_csv}: {shared} of its {len(heldout)} architectures are also in {evals_csv}; "
+                             "held-out rows must never be fitted")
     try:
         pred = fit_predictor(space, enc, table.targets, model=model, folds=folds, seed=seed, compare=kinds,
                              progress=not quiet and not as_json and sys.stderr.isatty())
@@ -56,10 +67,25 @@ def fit(evals_csv, model, out_dir, space_path, target, folds, compare, seed, qui
         "rows": len(table), "target": target, "folds": folds, "seed": seed,
         "selected_by": "best held-out Kendall tau" if model == "auto" else "--model",
     })
+    from ..predictors.collect import read_provenance
+
+    collection = read_provenance(evals_csv)
+    if collection is not None:
+        pred.provenance["collection"] = collection  # how the fitted APs were measured
+    if heldout is not None:
+        pred.provenance["heldout_data"] = str(Path(heldout_csv).resolve())
+        pred.provenance["heldout_collection"] = read_provenance(heldout_csv)
     pred.save(out)
+    scores = {}
+    if heldout is not None:
+        from ..predictors.heldout import HELDOUT_FILE, heldout_scores, write_heldout
+
+        write_heldout(out / HELDOUT_FILE, heldout.archs, heldout.targets)
+        scores = heldout_scores(pred, out)
     report = pred.cv_report
     if as_json:
-        echo_json({"predictor": str(out), "model": pred.kind, "space": space.name, "cv": report})
+        echo_json({"predictor": str(out), "model": pred.kind, "space": space.name, "rows": len(table), "cv": report,
+                   **scores})
         return
     if quiet:
         return
@@ -70,6 +96,9 @@ def fit(evals_csv, model, out_dir, space_path, target, folds, compare, seed, qui
              f"{s['fit_seconds']:.2f}"] for s in report["scores"]]
     click.echo(format_table(rows, ["model", "RMSE", "Kendall tau", "Spearman", "fit s"]))
     click.echo(f"(* best held-out Kendall tau) saved '{pred.kind}' -> {out}")
+    if scores:
+        click.echo(f"heldout.csv: {scores['heldout_rows']} architectures never fitted, Kendall tau "
+                   f"{scores['heldout_kendall_tau']:.3f}, RMSE {scores['heldout_rmse']:.4f}")
 
 
 @predictor.command("info")

@@ -42,8 +42,9 @@ class PoseEstimator:
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None,
                  metadata: ExportMetadata | None = None) -> None:
         model_path = Path(model_path)
-        if not model_path.is_file():
-            raise InputError(f"{model_path}: model file not found")
+        from ..io import check_readable_file
+
+        check_readable_file(model_path, "ONNX model", InputError)  # before the metadata or onnxruntime read it
         self.model_path = model_path
         if metadata is None:
             from .metadata import METADATA_FILENAME

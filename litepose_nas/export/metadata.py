@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..io import read_json_bounded
+from ..io import check_readable_file, read_json_bounded
 from ..keypoints import KeypointSpec, default_sigmas, keypoint_set, spec_for_joints
 from ..space.arch import Arch
 from ..tag_cost import DEFAULT_TAG_COST
@@ -209,6 +209,7 @@ def metadata_for_model(model_path: str | os.PathLike) -> ExportMetadata:
         return ExportMetadata.load(sidecar)
     import onnx
 
+    check_readable_file(model_path, "ONNX model", InputError)
     try:
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and friends

@@ -173,6 +173,10 @@ def ort_session(path: str | Path, threads: int | None = None):
     """A CPU onnxruntime session (``threads`` pins intra-op threads; inter-op stays at 1)."""
     import onnxruntime as ort
 
+    from ..errors import InputError
+    from ..io import check_readable_file
+
+    check_readable_file(path, "ONNX model", InputError)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3

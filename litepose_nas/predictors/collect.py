@@ -80,6 +80,9 @@ def collect_evals(supernet_path: str | os.PathLike, data_dir: str | os.PathLike,
                                                   val_images=val_images, device=group.device, seed=seed,
                                                   resolution_scale=resolution_scale)
         space = space or predictor.space
+        if group.is_main and supernet_path is not None:
+            check_provenance(out, collection_settings(supernet_path, data_dir, dataset, space, predictor,
+                                                      train_split, val_split, seed))
         archs = stratified_sample(space, n_archs, seed)
         done = group.done_archs()
         todo = [(i, a) for i, a in group.share(archs) if a.to_json() not in done]
@@ -90,6 +93,58 @@ def collect_evals(supernet_path: str | os.PathLike, data_dir: str | os.PathLike,
         group.close()
     new = group.count_new(len(todo))
     return {"requested": n_archs, "done": len(archs), "new": new, "skipped": len(archs) - new}
+
+
+def provenance_path(evals_csv: str | os.PathLike) -> Path:
+    """Where ``predictor collect`` records how the rows of ``evals_csv`` were measured."""
+    return Path(evals_csv).with_suffix(".provenance.json")
+
+
+# settings that change the measured AP: rows measured under other values must not share a file
+_MEASUREMENT_KEYS = ("supernet_sha256", "dataset", "train_split", "val_split", "space_fingerprint", "calib_batches",
+                     "batch_size", "val_images", "resolution_scale", "metric", "seed")
+
+
+def collection_settings(supernet_path: str | os.PathLike, data_dir: str | os.PathLike, dataset: str,
+                        space: SearchSpace, predictor: Any, train_split: str, val_split: str,
+                        seed: int) -> dict[str, Any]:
+    """How a collection measures AP: the supernet (by content), the data and the evaluation settings."""
+    import hashlib
+
+    from .features import space_fingerprint
+
+    digest = hashlib.sha256()
+    with open(supernet_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"supernet": str(Path(supernet_path).resolve()), "supernet_sha256": digest.hexdigest(),
+            "data": str(Path(data_dir).resolve()), "dataset": dataset, "train_split": train_split,
+            "val_split": val_split, "space": space.name, "space_fingerprint": space_fingerprint(space),
+            "calib_batches": predictor.calib_batches, "batch_size": predictor.batch_size,
+            "val_images": predictor.val_images, "resolution_scale": predictor.resolution_scale,
+            "metric": predictor.metric, "seed": int(seed)}
+
+
+def read_provenance(evals_csv: str | os.PathLike) -> dict[str, Any] | None:
+    """The settings recorded beside ``evals_csv`` by ``predictor collect`` (None when there are none)."""
+    from ..io import read_json_bounded
+
+    path = provenance_path(evals_csv)
+    return read_json_bounded(path, "collection provenance", DataError) if path.is_file() else None
+
+
+def check_provenance(evals_csv: Path, settings: dict[str, Any]) -> None:
+    """Record ``settings`` beside a new ``evals_csv``; refuse to extend one measured differently."""
+    from ..io import write_json_atomic
+
+    recorded = read_provenance(evals_csv)
+    if recorded is None:
+        write_json_atomic(provenance_path(evals_csv), settings)
+        return
+    changed = [k for k in _MEASUREMENT_KEYS if recorded.get(k) != settings[k]]
+    if changed:
+        raise DataError(f"{evals_csv}: its rows were measured with other settings ({', '.join(changed)}; see "
+                        f"{provenance_path(evals_csv).name}): write to another --out, or delete both files to start again")
 
 
 def _evaluate_into(path: Path, predictor: Any, space: SearchSpace, todo: list[tuple[int, Arch]], progress: bool,
