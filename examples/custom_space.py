@@ -19,8 +19,8 @@ from pathlib import Path
 def custom_space():
     from litepose_nas import SearchSpace
 
-    # each elastic choice meets no other elastic choice in one layer, so a --quick latency table
-    # (the smallest, the largest and a few random networks) holds every layer of the space
+    # elastic widths meet in one layer (stage 3's first block reads stage 2's width and writes its
+    # own; the head reads both): profile --quick times every layer, so the search finds every row
     return SearchSpace.create(
         name="custom-four-stage",
         description="strides 2, 1, 2, 1 (total stride 8), 2 head levels, 16-channel stem",
@@ -29,7 +29,7 @@ def custom_space():
         stages=[
             {"stride": 2, "widths": [8], "depths": [1], "kernels": [3, 5], "expansions": [3]},
             {"stride": 1, "widths": [16], "depths": [1, 2], "kernels": [3], "expansions": [3]},
-            {"stride": 2, "widths": [16], "depths": [1], "kernels": [3], "expansions": [2, 4]},
+            {"stride": 2, "widths": [16, 24], "depths": [1], "kernels": [3], "expansions": [2, 4]},
             {"stride": 1, "widths": [24, 32], "depths": [1], "kernels": [3], "expansions": [2]},
         ],
         head_widths=[[16], [8, 16]],

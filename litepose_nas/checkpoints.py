@@ -333,6 +333,7 @@ class OriginalCheckpoint:
     num_parameters: int
     model: nn.Module  # LitePose or SuperLitePose, eval mode
     space: SearchSpace | None = None  # supernet only
+    keypoints: Any = None  # the KeypointSpec a checkpoint of ours records (None: not recorded)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -364,7 +365,9 @@ def load_original_checkpoint(
     shape is checked before loading; any difference raises one :class:`CheckpointError`.
     """
     source = str(path)
-    state, container = unwrap_state_dict(read_checkpoint(path), source)
+    raw = read_checkpoint(path)
+    keypoints = recorded_keypoints(raw, source)
+    state, container = unwrap_state_dict(raw, source)
     state, prefix = strip_prefixes(state)
     layout = detect_layout(state)
     arch, num_joints, stem_mid = infer_architecture(state, source, img_size, strides)
@@ -380,6 +383,9 @@ def load_original_checkpoint(
 
         model = LitePose(arch, num_joints)
         what = f"the static LitePose of {arch.describe()} ({num_joints} joints)"
+    if keypoints is not None and keypoints.num_joints != num_joints:
+        raise CheckpointError(f"{source}: field 'keypoints' has {keypoints.num_joints} joints, the weights "
+                              f"{num_joints}")
     check_state_dict(model.state_dict(), state, source, what)
     model.load_state_dict(state, strict=True)
     if layout == LAYOUT_SUPERNET:
@@ -395,4 +401,19 @@ def load_original_checkpoint(
         num_parameters=sum(p.numel() for p in model.parameters()),
         model=model,
         space=chosen_space,
+        keypoints=keypoints,
     )
+
+
+def recorded_keypoints(checkpoint: Any, source: str) -> Any:
+    """The keypoint set a training run of ours recorded (field ``keypoints``), or None."""
+    if not isinstance(checkpoint, dict):
+        return None
+    data, field = checkpoint.get("keypoints"), "keypoints"
+    if data is None and isinstance(checkpoint.get("config"), dict):  # a training checkpoint
+        data, field = checkpoint["config"].get("keypoints"), "config.keypoints"
+    if data is None:
+        return None
+    from .keypoints import keypoint_set
+
+    return keypoint_set(data, f"{source}: {field}", CheckpointError)

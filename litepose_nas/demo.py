@@ -274,7 +274,7 @@ def run_demo(out_dir: str | Path, *, fast: bool = False, seed: int = 0, quiet: b
                                   max_repeats=3 * settings.profile_repeats, budget_s=5 * settings.profile_budget_s,
                                   max_wait_s=2.0)
         ps = ProfileSettings(device_name="demo-local-quick", threads=settings.threads, quick=True, seed=seed,
-                             policy=policy, net_policy=net_policy, speed_guard=False, passes=1)
+                             networks_only=True, policy=policy, net_policy=net_policy, speed_guard=False, passes=1)
         # no waiting for uncontended samples or nominal speed: the demo must finish in minutes on a shared machine
         table = profile_space(space, quick_csv, ps, progress=progress, detect_contention=False)
         return {"path": str(quick_csv), "layers": int(len(table.median_ms)),

@@ -94,7 +94,8 @@ def evaluate_model(
 
     spec = source.spec
     if getattr(model, "num_joints", spec.num_joints) != spec.num_joints:
-        raise InputError(f"the model predicts {model.num_joints} joints, {source.dataset} has {spec.num_joints}")
+        raise InputError(f"the model predicts {model.num_joints} joints, {source.annotation_file} has "
+                         f"{spec.num_joints} (keypoint set {spec.name!r})")
     size = int(input_size or model.arch.img_size)
     if size < 64:
         raise InputError(f"input size must be at least 64 px, got {size}")
@@ -123,14 +124,14 @@ def evaluate_model(
         gt = _subset_gt(gt, ids)
     analysis = None
     try:
-        metrics = keypoint_metrics(gt, results, source.dataset, max_dets=max_dets)
+        metrics = keypoint_metrics(gt, results, source.dataset, max_dets=max_dets, keypoints=spec)
         if breakdown:
             from .metrics.breakdown import error_breakdown
 
-            analysis = error_breakdown(gt, results, source.dataset, max_dets)
-            analysis.ap_oracle_grouping = keypoint_metrics(gt, oracle_results["grouping"], source.dataset, max_dets)["AP"]
-            analysis.ap_oracle_localization = keypoint_metrics(gt, oracle_results["localization"], source.dataset,
-                                                               max_dets)["AP"]
+            analysis = error_breakdown(gt, results, source.dataset, max_dets, keypoints=spec)
+            for name in ("grouping", "localization"):
+                setattr(analysis, f"ap_oracle_{name}",
+                        keypoint_metrics(gt, oracle_results[name], source.dataset, max_dets, keypoints=spec)["AP"])
     except InputError:
         raise
     except Exception as exc:  # pycocotools failing on valid input is a runtime failure
@@ -155,18 +156,25 @@ def evaluate(
     progress: bool = False,
     tag_cost: str = DEFAULT_TAG_COST,
     breakdown: bool = False,
+    keypoints: Any = None,
     **group_kwargs: Any,
 ) -> EvalResult:
     """Build the network of ``arch`` (an ``Arch`` or its JSON file), load ``weights`` (None: keep the
     random initialisation, for smoke tests) and evaluate it on ``split`` of the dataset at ``data``
-    (:func:`evaluate_model`; ``breakdown=True`` adds the error analysis)."""
+    (:func:`evaluate_model`; ``breakdown=True`` adds the error analysis). ``keypoints``: the keypoint
+    set (a :class:`~litepose_nas.keypoints.KeypointSpec` or its dict); default: the one ``weights``
+    records (a training run's ``model.pt``), else the annotation file's."""
     from .data import open_dataset
     from .models import build_model
     from .space import Arch
 
     if not isinstance(arch, Arch):
         arch = Arch.from_json(arch)
-    source = open_dataset(Path(data), dataset, split)
+    if keypoints is None and weights is not None:
+        from .checkpoints import read_checkpoint, recorded_keypoints
+
+        keypoints = recorded_keypoints(read_checkpoint(weights), str(weights))
+    source = open_dataset(Path(data), dataset, split, keypoints)
     model = build_model(arch, source.num_joints)
     if weights is not None:
         load_weights(model, weights)

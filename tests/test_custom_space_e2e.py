@@ -2,9 +2,9 @@
 train-supernet -> predictor collect -> predictor fit -> profile --quick -> search -> extract +
 export (ONNX parity) -> evaluate -> infer, with tiny settings.
 
-The space keeps every elastic choice independent of the others (no two elastic widths meet in
-one layer), so the --quick table (smallest, largest and a few random networks) holds every
-layer the search can ask for.
+Elastic choices meet in one layer (stage 2's first block reads stage 1's elastic width and writes
+its own; the head reads stage 2's): no short list of networks holds every such combination, so
+``profile --quick`` must time every layer of the space for the search to find its rows (issue 16).
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ stem:
   widths: [8]
 stages:
   - {stride: 2, widths: [8], depths: [1], kernels: [3, 5], expansions: [2]}
-  - {stride: 2, widths: [16], depths: [1, 2], kernels: [3], expansions: [2]}
-  - {stride: 1, widths: [16, 24], depths: [1], kernels: [3], expansions: [3]}
+  - {stride: 2, widths: [16, 24], depths: [1, 2], kernels: [3], expansions: [2]}
+  - {stride: 1, widths: [16, 24, 32], depths: [1], kernels: [3, 5], expansions: [2, 3]}
 head:
   widths: [[16], [8, 16]]
 """
@@ -54,6 +54,11 @@ def test_three_stage_space_runs_the_whole_path(tmp_path: Path, one_torch_thread)
     table = tmp_path / "lat.csv"
     _ok("profile", "--space", space, "--device-name", "box", "--quick", "--calibration-nets", "2",
         "--no-contention-check", "--out", table, "-q")
+    from litepose_nas.latency import load_table
+    from litepose_nas.latency.layers import enumerate_layers
+
+    # every row a search can look up (a few networks' layers would miss 15 of the 45 here)
+    assert len(load_table(table, SearchSpace.from_yaml(space))) == len(enumerate_layers(SearchSpace.from_yaml(space), 17))
     _ok("search", "--space", space, "--device", table, "--max-latency-ms", "1000", "--algo", "evolution",
         "--population", "8", "--generations", "2", "--predictor", tmp_path / "pred", "-q", "--out", tmp_path / "s")
     best = Arch.from_json(tmp_path / "s" / "best.json")

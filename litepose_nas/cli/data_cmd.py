@@ -25,16 +25,20 @@ def data() -> None:
               help="Share of the images in the val split (and the test split, for CrowdPose).")
 @click.option("--size", "image_size", type=click.IntRange(32, 4096), default=256, show_default=True, help="Long image side in pixels.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Worker processes (0: this one).")
+@click.option("--joints", default=None,
+              help="Another keypoint set: comma-separated joint names (of the 17 COCO joints, head, neck), "
+                   "e.g. nose,left_shoulder,right_shoulder,left_hip,right_hip. Default: the layout's.")
 @quiet_option
 @json_option
 def synth(out_dir: str, num_images: int, layout: str, preset: str, seed: int, val_fraction: float,
-          image_size: int, workers: int, quiet: bool, as_json: bool) -> None:
+          image_size: int, workers: int, joints: str | None, quiet: bool, as_json: bool) -> None:
     """Write a synthetic multi-person keypoint set in the real COCO or CrowdPose folder layout."""
     from ..data.synth import generate_synthetic, summary
 
+    names = [j.strip() for j in joints.split(",")] if joints is not None else None
     root = generate_synthetic(out_dir, num_images, layout=layout, preset=preset, seed=seed,
                               val_fraction=val_fraction, image_size=image_size, workers=workers,
-                              progress=not (quiet or as_json))
+                              progress=not (quiet or as_json), joints=names)
     stats = summary(root, layout)
     if as_json:
         echo_json({"root": str(root), "layout": layout, "preset": preset, "seed": seed, "splits": stats})

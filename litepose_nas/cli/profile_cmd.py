@@ -16,7 +16,8 @@ from .common import cpu_threads, load_space, output_path, quiet_option
               help="onnxruntime needs only numpy + onnx + onnxruntime; torch needs PyTorch.")
 @click.option("--num-joints", type=int, default=17, show_default=True, help="17 for COCO, 14 for CrowdPose (final conv widths).")
 @click.option("--quick", is_flag=True,
-              help="Only the layers of a few architectures, fewer repeats, no speed guard: a first look.")
+              help="Every layer with few repeats, one pass, 3 calibration networks, no speed guard: a first look "
+                   "(every row a search looks up, less precise).")
 @click.option("--calibration-nets", type=int, default=8, show_default=True,
               help="Whole networks timed end to end to fit the table's scale/offset correction.")
 @click.option("--no-contention-check", is_flag=True,

@@ -5,9 +5,8 @@ import sys
 
 import click
 
+from ..search.defaults import DEFAULT_DEVICE
 from .common import DEFAULT_SPACE, budget_range, echo_json, format_table, json_option, output_path, quiet_option, space_option
-
-DEFAULT_DEVICE = "raspberry-pi-4"
 
 
 def _parse_budgets(text: str | None) -> list[float] | None:
@@ -51,46 +50,17 @@ def search(device, max_latency_ms, budgets, max_macs, algo, multi_objective, pre
 
     Example: litepose-nas search --device raspberry-pi-4 --max-latency-ms 120 --out runs/pi
     """
-    from ..errors import InputError, PredictorError
-    from ..search import SearchBudget, macs_constraint, macs_proxy_objective, predictor_objective
+    from ..errors import InputError
+    from ..search import SearchBudget
     from ..search import search as run_search
-    from ..search.constraints import device_latency_constraint
+    from ..search.defaults import default_constraints, default_objective
     from .common import load_space
 
     space = load_space(space_path)
-    limits = _parse_budgets(budgets)
-    use_latency = device is not None or max_latency_ms is not None or (limits is not None and max_macs is None)
-    if not use_latency and max_macs is None and limits is None:
-        raise InputError("no budget: give --max-latency-ms (with --device), --budgets, or --max-macs")
-    constraints = []
-    if use_latency:
-        device = device or DEFAULT_DEVICE
-        if limits is None:
-            if max_latency_ms is None:
-                raise InputError(f"--device {device}: give the budget with --max-latency-ms or --budgets")
-            limits = [max_latency_ms]
-        elif max_latency_ms is not None:
-            limits = sorted(set(limits) | {max_latency_ms})
-        constraints.append(device_latency_constraint(device, space, limits[-1]))
-        if max_macs is not None:
-            constraints.append(macs_constraint(space, max_macs))
-    else:
-        if limits is None:
-            limits = [max_macs]
-        constraints.append(macs_constraint(space, max(limits)))
-
-    if predictor_path is not None:
-        from ..predictors import load_predictor
-
-        objective = predictor_objective(load_predictor(predictor_path, space), space)
-    else:
-        from ..predictors import default_predictor
-
-        pred = default_predictor(space)
-        if pred is None:
-            objective = macs_proxy_objective(space)
-        else:
-            objective = predictor_objective(pred, space)
+    # the same defaults as the Python API (device, budgets, predictor): litepose_nas.search.defaults
+    constraints, limits = default_constraints(space, device=device, max_latency_ms=max_latency_ms,
+                                              limits=_parse_budgets(budgets), max_macs=max_macs)
+    objective = default_objective(space, predictor_path)
 
     budget = SearchBudget(population=population, generations=generations, evaluations=trials, grow=not no_grow)
     options = {}

@@ -77,8 +77,9 @@ class PoseDataset(Dataset):
         self.source = source
         self.input_size = int(input_size)
         self.output_sizes = tuple(int(s) for s in (output_sizes or (input_size // 4, input_size // 2)))
-        if len(self.output_sizes) != 2:
-            raise DataError(f"output_sizes must name two map sizes (the network's two outputs), got {self.output_sizes}")
+        if len(self.output_sizes) not in (1, 2):
+            raise DataError(f"output_sizes must name one or two map sizes (one per network output: heatmaps + "
+                            f"tags, then heatmaps), got {self.output_sizes}")
         self.train = train
         self.max_people = int(max_people)
         self.sigma = float(sigma)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
 from ..io import read_json_bounded
-from ..keypoints import KeypointSpec, keypoint_spec
+from ..keypoints import DATASETS, KeypointSpec, keypoint_set, keypoint_spec
 
 COCO_SPLITS = ("train", "val")
 CROWDPOSE_SPLITS = ("train", "val", "trainval", "test")
@@ -37,9 +38,14 @@ def layout_paths(root: Path, dataset: str, split: str) -> tuple[Path, Path]:
     return root / "json" / f"crowdpose_{split}.json", root / "images"
 
 
-def open_dataset(root: str | Path, dataset: str = "coco", split: str = "train") -> "PoseSource":
-    """Open one split of a COCO or CrowdPose dataset folder (see the module doc for the layout)."""
-    spec = keypoint_spec(dataset)
+def open_dataset(root: str | Path, dataset: str = "coco", split: str = "train",
+                 keypoints: KeypointSpec | dict | None = None) -> "PoseSource":
+    """Open one split of a COCO or CrowdPose dataset folder (see the module doc for the layout).
+
+    The keypoint set is ``keypoints`` (e.g. a search space's; the file's joint count must agree) or the
+    one the annotation file declares (:func:`file_keypoints`), else the dataset's (COCO 17, CrowdPose 14).
+    """
+    keypoint_spec(dataset)  # an unknown dataset name fails here, before the folder is looked at
     splits = DATASET_SPLITS[dataset]
     if split not in splits:
         raise DataError(f"split {split!r} not available for {dataset} (allowed: {', '.join(splits)})")
@@ -54,7 +60,66 @@ def open_dataset(root: str | Path, dataset: str = "coco", split: str = "train") 
     if not image_dir.is_dir():
         raise DataError(f"image folder {image_dir} not found (expected the {dataset} layout under {root})")
     gt = read_json_bounded(ann_file, "annotation file", DataError)
+    spec = resolve_keypoints(gt, ann_file, dataset, keypoints)
     return PoseSource(dataset=dataset, split=split, spec=spec, annotation_file=ann_file, image_dir=image_dir, gt=gt)
+
+
+def _person_category(gt: Any) -> tuple[int, dict] | None:
+    cats = gt.get("categories") if isinstance(gt, dict) else None
+    if not isinstance(cats, list):
+        return None
+    for i, c in enumerate(cats):
+        if isinstance(c, dict) and c.get("id") == 1:
+            return i, c
+    return None
+
+
+def file_keypoints(gt: Any, ann_file: Path | str, dataset: str) -> KeypointSpec | None:
+    """The keypoint set an annotation file declares in its person category: ``keypoints`` (joint
+    names), ``flip_pairs`` (0-based, an extension; omitted: the left/right naming rule), ``sigmas``
+    (an extension; omitted: COCO's for 17 joints, CrowdPose's for 14, else a uniform default) and
+    ``skeleton`` (1-based, as COCO writes it). A file with the dataset's joint count and no pairs or
+    sigmas of its own is the dataset's set; None when the category lists no keypoints."""
+    found = _person_category(gt)
+    if found is None or "keypoints" not in found[1]:
+        return None
+    i, cat = found
+    where = f"{ann_file}: categories[{i}]"
+    names = cat["keypoints"]
+    default = keypoint_spec(dataset)
+    if isinstance(names, list) and len(names) == default.num_joints and "flip_pairs" not in cat and "sigmas" not in cat:
+        return default
+    for other in DATASETS.values():
+        if other is not default and names == list(other.joints):
+            # the other built-in dataset's file under this layout: a wrong --dataset, not a new set
+            raise DataError(f"{ann_file}: category 'person' lists {len(names)} keypoints, {dataset} has "
+                            f"{default.num_joints} (is this the right --dataset?)")
+    skeleton = cat.get("skeleton", [])
+    n = len(names) if isinstance(names, list) else 0
+    if not (isinstance(skeleton, list) and all(isinstance(p, list) and len(p) == 2 and
+                                               all(isinstance(v, int) and 1 <= v <= n for v in p) for p in skeleton)):
+        skeleton = []  # drawing only: a skeleton that does not fit the joints is left out, not an error
+    data = {"name": cat.get("keypoint_set", "custom"), "joints": names,
+            "skeleton": [[a - 1, b - 1] for a, b in skeleton]}
+    for key in ("flip_pairs", "sigmas"):
+        if key in cat:
+            data[key] = cat[key]
+    return keypoint_set(data, where, DataError)
+
+
+def resolve_keypoints(gt: Any, ann_file: Path | str, dataset: str,
+                      declared: KeypointSpec | dict | None = None) -> KeypointSpec:
+    """The keypoint set to read ``gt`` with: ``declared`` (checked against the file's joint count),
+    else the file's, else the dataset's. A mismatch is a :class:`DataError` naming the file and field."""
+    found = file_keypoints(gt, ann_file, dataset)
+    if declared is None:
+        return found or keypoint_spec(dataset)
+    declared = keypoint_set(declared, "keypoints", DataError)
+    if found is not None and found.num_joints != declared.num_joints:
+        i = _person_category(gt)[0]
+        raise DataError(f"{ann_file}: categories[{i}].keypoints lists {found.num_joints} joints, the keypoint set "
+                        f"{declared.name!r} (of the search space or run) has {declared.num_joints}")
+    return declared
 
 
 def _check_number_list(ann_file: Path, where: str, name: str, value, length: int) -> None:
@@ -105,10 +170,6 @@ class PoseSource:
             if not isinstance(gt.get(key), list):
                 raise DataError(f"{f}: missing or malformed field {key!r} (a list is required)")
         j = self.spec.num_joints
-        person = [c for c in gt["categories"] if isinstance(c, dict) and c.get("id") == 1]
-        if person and "keypoints" in person[0] and len(person[0]["keypoints"]) != j:
-            raise DataError(f"{f}: category 'person' lists {len(person[0]['keypoints'])} keypoints, "
-                            f"{self.dataset} has {j} (is this the right --dataset?)")
         self._images: dict[int, dict] = {}
         for i, img in enumerate(gt["images"]):
             where = f"images[{i}]"

@@ -15,6 +15,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -233,8 +234,23 @@ def _polygons(mask: np.ndarray) -> list[list[float]]:
     return [[round(float(v) + 0.5, 2) for v in c.reshape(-1)] for c in contours if len(c) >= 3]
 
 
-def render_image(index: int, seed: int, preset: Preset | str, layout: str, size: int = 256):
-    """Draw image ``index`` of a set: ``(rgb uint8 HxWx3, annotations without ids, crowdIndex)``."""
+def joint_points(layout: str, joints: Sequence[str] | None = None) -> np.ndarray:
+    """Indices into the figure's points (:data:`FULL_POINTS`) of the annotated joints: the layout's,
+    or the named ``joints`` (any of the 17 COCO joints, ``head``, ``neck``) for another keypoint set."""
+    if joints is None:
+        return LAYOUT_POINTS[layout]
+    allowed = FULL_POINTS[:-1]  # head_centre is a drawing aid
+    bad = [j for j in joints if j not in allowed]
+    if bad or not joints or len(set(joints)) != len(joints):
+        raise DataError(f"joints {list(joints)!r}: each must be one of {', '.join(allowed)}, without repeats"
+                        + (f" (got {bad[0]!r})" if bad else ""))
+    return np.array([FULL_POINTS.index(j) for j in joints])
+
+
+def render_image(index: int, seed: int, preset: Preset | str, layout: str, size: int = 256,
+                 joints: Sequence[str] | None = None):
+    """Draw image ``index`` of a set: ``(rgb uint8 HxWx3, annotations without ids, crowdIndex)``;
+    ``joints`` names the annotated joints of another keypoint set (:func:`joint_points`)."""
     import cv2
 
     preset = PRESETS[preset] if isinstance(preset, str) else preset
@@ -275,13 +291,14 @@ def render_image(index: int, seed: int, preset: Preset | str, layout: str, size:
     for _ in range(int(rng.integers(preset.occluders[0], preset.occluders[1] + 1))):
         _occluder(rng, img, owner, min(h, w))
 
-    joints = LAYOUT_POINTS[layout]
-    kp, boxes = _annotation_geometry(pts, height, h, w, joints)
+    points = joint_points(layout, joints)
+    kp, boxes = _annotation_geometry(pts, height, h, w, points)
     kp[..., 2] = _visibility(kp, owner, codes)
     if layout == "coco":
         # a face turned away shows no nose or eyes: unlabelled, as in COCO
-        back = facing < 0
-        kp[back, :3] = 0.0
+        face = [k for k, p in enumerate(points) if FULL_POINTS[p] in ("nose", "left_eye", "right_eye")]
+        back = np.flatnonzero(facing < 0)
+        kp[np.ix_(back, face)] = 0.0
     anns = []
     for i in range(total):
         annotated = i < n
@@ -313,7 +330,7 @@ def render_image(index: int, seed: int, preset: Preset | str, layout: str, size:
     for kind, payload in records:
         box, mask = payload
         mask = mask * ((owner < 1) | (owner > n))  # annotated people painted over the huddle stay in
-        ann = {"num_keypoints": 0, "iscrowd": 1, "keypoints": [0] * (3 * len(joints)),
+        ann = {"num_keypoints": 0, "iscrowd": 1, "keypoints": [0] * (3 * len(points)),
                "bbox": [round(float(v), 2) for v in box], "category_id": 1}
         if layout == "coco":
             from pycocotools import mask as mask_utils
@@ -323,7 +340,7 @@ def render_image(index: int, seed: int, preset: Preset | str, layout: str, size:
             ann["area"] = float(mask.sum())
         anns.append(ann)
     people = [a for a in anns if not a["iscrowd"] and a["num_keypoints"] > 0]
-    ci = crowd_index(np.asarray([a["keypoints"] for a in people]).reshape(len(people), len(joints), 3),
+    ci = crowd_index(np.asarray([a["keypoints"] for a in people]).reshape(len(people), len(points), 3),
                      np.asarray([a["bbox"] for a in people]).reshape(len(people), 4)) if people else 0.0
     return img, anns, ci
 
@@ -355,8 +372,8 @@ def _crowd_region(rng: np.random.Generator, preset: Preset, img: np.ndarray, own
 def _render_to_file(args) -> tuple[int, list[dict], float, int, int]:
     import cv2
 
-    index, seed, preset, layout, size, path = args
-    img, anns, ci = render_image(index, seed, preset, layout, size)
+    index, seed, preset, layout, size, path, joints = args
+    img, anns, ci = render_image(index, seed, preset, layout, size, joints)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
         raise DataError(f"cannot encode synthetic image {path}")
@@ -377,8 +394,13 @@ def _split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[in
 
 def generate_synthetic(out_dir: str | Path, num_images: int, layout: str = "coco", preset: str = "easy",
                        seed: int = 0, val_fraction: float = 0.1, test_fraction: float | None = None,
-                       image_size: int = 256, workers: int = 0, progress: bool = False) -> Path:
+                       image_size: int = 256, workers: int = 0, progress: bool = False,
+                       joints: Sequence[str] | None = None) -> Path:
     """Write a synthetic set in the folder layout of ``layout`` and return its root.
+
+    ``joints`` (names from :data:`~litepose_nas.data.figures.FULL_POINTS`) annotates another keypoint
+    set: the category lists those names (flip pairs follow the left/right naming rule) and the
+    skeleton the layout's edges between them.
 
     Images ``0 .. n_train-1`` form the train split, the next ones val (and test for CrowdPose,
     ``test_fraction`` defaulting to ``val_fraction``). The set is built in a temporary folder beside
@@ -404,6 +426,7 @@ def generate_synthetic(out_dir: str | Path, num_images: int, layout: str = "coco
         raise DataError(f"output folder {out} already exists and is not empty (choose another --out)")
 
     spec = keypoint_spec(layout)
+    points = joint_points(layout, joints)
     splits = {"train": range(0, n_train), "val": range(n_train, n_train + n_val)}
     if layout == "crowdpose":
         splits["test"] = range(n_train + n_val, num_images)
@@ -419,7 +442,8 @@ def generate_synthetic(out_dir: str | Path, num_images: int, layout: str = "coco
             image_dir.mkdir(parents=True, exist_ok=True)
             for i in idx:
                 split_of[i] = split
-                jobs.append((i, seed, preset, layout, image_size, str(image_dir / _file_name(layout, i))))
+                jobs.append((i, seed, preset, layout, image_size, str(image_dir / _file_name(layout, i)),
+                             None if joints is None else tuple(joints)))
         results = _run(jobs, workers, progress)
         records = {split: ([], []) for split in splits}
         ann_id = 1
@@ -435,6 +459,12 @@ def generate_synthetic(out_dir: str | Path, num_images: int, layout: str = "coco
                 ann_id += 1
         category = {"supercategory": "person", "id": 1, "name": "person", "keypoints": list(spec.joints),
                     "skeleton": spec.skeleton_1based()}
+        if joints is not None:
+            layout_names = [FULL_POINTS[p] for p in LAYOUT_POINTS[layout]]
+            pos = {FULL_POINTS[p]: k for k, p in enumerate(points)}
+            edges = [(layout_names[a], layout_names[b]) for a, b in spec.skeleton]
+            category.update(keypoints=list(joints),
+                            skeleton=[[pos[a] + 1, pos[b] + 1] for a, b in edges if a in pos and b in pos])
         info = {"description": f"litepose-nas synthetic {layout} set, preset {preset}, seed {seed}",
                 "version": "1", "year": 2024}
         for split, (images, annotations) in records.items():
@@ -449,6 +479,7 @@ def generate_synthetic(out_dir: str | Path, num_images: int, layout: str = "coco
         write_json_atomic(tmp / "synth.json", {
             "generator": "litepose-nas synthetic", "layout": layout, "preset": preset, "seed": seed,
             "images": num_images, "image_size": image_size, "splits": {k: len(v) for k, v in splits.items()},
+            **({"joints": list(joints)} if joints is not None else {}),
         })
         if out.exists():
             out.rmdir()  # empty, checked above

@@ -60,13 +60,16 @@ def export_model(
     source: str = "",
     tolerance: float = PARITY_TOLERANCE,
     parity_seed: int = 0,
+    keypoints: Any = None,
 ) -> ExportResult:
     """Export a static LitePose ``model`` to ``out_dir``.
 
     Writes ``arch.json`` (original format), ``weights.pth`` (plain state_dict, original layout),
     ``model.onnx`` (BN folded, dynamic batch/height/width, metadata embedded) and
     ``metadata.json``. Raises :class:`JobError` if onnxruntime differs from PyTorch by more than
-    ``tolerance``; ``source`` records where the weights came from.
+    ``tolerance``; ``source`` records where the weights came from. ``keypoints`` (a
+    :class:`~litepose_nas.keypoints.KeypointSpec`; default ``model.keypoints`` when the loader set it,
+    else COCO's / CrowdPose's by joint count) goes into the metadata that ``infer`` decodes with.
     """
     arch = model.arch
     num_joints = model.num_joints
@@ -97,7 +100,8 @@ def export_model(
             "onnxruntime_version": onnxruntime.__version__,
             "bn_folded": True,
         }
-        meta = ExportMetadata.create(arch, num_joints, opset_found, model_file=ONNX_FILENAME, extra=extra)
+        meta = ExportMetadata.create(arch, num_joints, opset_found, model_file=ONNX_FILENAME, extra=extra,
+                                     keypoints=keypoints or getattr(model, "keypoints", None))
         _embed_metadata(onnx_tmp, meta)
         (staging / METADATA_FILENAME).write_text(meta.to_json())
         (staging / ARCH_FILENAME).write_text(arch.to_json())

@@ -72,13 +72,13 @@ class PoseEstimator:
         meta = self.metadata
         shapes = {o.name: o.shape for o in self.session.get_outputs()}
         missing = [name for name in meta.output_names if name not in shapes]
-        if missing or len(meta.output_names) != 2:
+        if missing or len(meta.output_names) != len(meta.arch.wiring.output_levels):
             raise InputError(
                 f"{meta_source}: outputs {list(meta.output_names)} do not match the model {self.model_path.name}'s "
                 f"{list(shapes)}"
             )
         j = meta.num_joints
-        for name, expected in zip(meta.output_names, (2 * j, j)):
+        for name, expected in zip(meta.output_names, meta.arch.wiring.output_channels(j)):
             shape = shapes[name]
             channels = shape[1] if len(shape) == 4 else None
             # a symbolic (str) channel dim cannot be checked here; the decoder checks real outputs
@@ -181,10 +181,18 @@ def coco_annotations(prediction: Prediction, image_id: int, first_id: int, thres
 
 
 def coco_category(meta: ExportMetadata) -> dict[str, Any]:
-    return {
+    """The person category of the output file; a keypoint set other than COCO's / CrowdPose's also
+    records its flip pairs and sigmas there (the fields ``open_dataset`` reads back)."""
+    from ..keypoints import DATASETS
+
+    out = {
         "id": CATEGORY_ID, "name": "person", "supercategory": "person",
         "keypoints": list(meta.joint_names), "skeleton": [[a + 1, b + 1] for a, b in meta.skeleton],
     }
+    spec = meta.keypoints
+    if spec not in DATASETS.values():
+        out.update(keypoint_set=spec.name, flip_pairs=[list(p) for p in spec.flip_pairs], sigmas=list(spec.sigmas))
+    return out
 
 
 # ---------------------------------------------------------------------------- drawing

@@ -14,10 +14,10 @@ from typing import Any
 
 from ..errors import InputError
 from ..io import check_readable_file, read_json_bounded
-from ..keypoints import KeypointSpec, spec_for_joints
+from ..keypoints import KeypointSpec, default_sigmas, keypoint_set, spec_for_joints
 from ..space.arch import Arch
 from ..tag_cost import DEFAULT_TAG_COST
-from .onnx_export import INPUT_NAME, OUTPUT_NAMES, OUTPUT_STRIDES, total_stride
+from .onnx_export import INPUT_NAME, OUTPUT_NAMES, output_names, total_stride
 
 FORMAT = "litepose-nas-onnx"
 FORMAT_VERSION = 1
@@ -63,23 +63,34 @@ class ExportMetadata:
     model_file: str = "model.onnx"
     decoding: dict[str, Any] = field(default_factory=lambda: dict(DECODING_DEFAULTS))
     extra: dict[str, Any] = field(default_factory=dict)  # parity, versions, weights source
+    sigmas: tuple[float, ...] = ()  # OKS sigmas of the keypoint set (empty: the default for the joint count)
 
     @classmethod
     def create(cls, arch: Arch, num_joints: int, opset: int, model_file: str = "model.onnx",
-               extra: dict[str, Any] | None = None) -> "ExportMetadata":
-        try:
-            spec: KeypointSpec = spec_for_joints(num_joints)
-            names, flip, skeleton, dataset = spec.joints, spec.flip_index, spec.skeleton, spec.name
-        except InputError:
-            # a joint count of no known dataset: generic names, no flip pairs, no skeleton
-            names = tuple(f"joint_{j}" for j in range(num_joints))
-            flip, skeleton, dataset = tuple(range(num_joints)), (), "custom"
+               extra: dict[str, Any] | None = None, keypoints: KeypointSpec | None = None) -> "ExportMetadata":
+        """``keypoints``: the set the model was trained on; default COCO's / CrowdPose's by joint count,
+        else generic names without flip pairs."""
+        if keypoints is None:
+            try:
+                keypoints = spec_for_joints(num_joints)
+            except InputError:
+                keypoints = keypoint_set({"num_joints": num_joints, "flip_pairs": []})
+        if keypoints.num_joints != num_joints:
+            raise InputError(f"keypoint set {keypoints.name!r} has {keypoints.num_joints} joints, "
+                             f"the model {num_joints}")
         mean, std = normalisation()
         return cls(
-            arch=arch, num_joints=num_joints, joint_names=names, flip_index=flip,
-            skeleton=skeleton, dataset=dataset, opset=opset, mean=mean, std=std,
-            model_file=model_file, extra=dict(extra or {}),
+            arch=arch, num_joints=num_joints, joint_names=keypoints.joints, flip_index=keypoints.flip_index,
+            skeleton=keypoints.skeleton, dataset=keypoints.name, opset=opset, mean=mean, std=std,
+            output_names=output_names(arch), model_file=model_file, extra=dict(extra or {}),
+            sigmas=keypoints.sigmas,
         )
+
+    @property
+    def keypoints(self) -> KeypointSpec:
+        """The keypoint set recorded at export (names, flip pairs, sigmas, skeleton)."""
+        return KeypointSpec(self.dataset, self.joint_names, self.flip_index,
+                            self.sigmas or default_sigmas(self.num_joints), self.skeleton)
 
     @property
     def img_size(self) -> int:
@@ -93,7 +104,8 @@ class ExportMetadata:
         j = self.num_joints
         s = self.arch.img_size
         outputs = []
-        for name, stride, channels in zip(self.output_names, OUTPUT_STRIDES, (2 * j, j)):
+        w = self.arch.wiring  # output strides and channels from the network plan
+        for name, stride, channels in zip(self.output_names, w.output_strides, w.output_channels(j)):
             entry = {
                 "name": name,
                 "shape": ["batch", channels, f"height/{stride}", f"width/{stride}"],
@@ -122,6 +134,8 @@ class ExportMetadata:
             "dataset": self.dataset,
             "keypoints": list(self.joint_names),
             "flip_index": list(self.flip_index),
+            "flip_pairs": [list(p) for p in self.keypoints.flip_pairs],
+            "sigmas": list(self.keypoints.sigmas),
             "skeleton": [list(p) for p in self.skeleton],
             "preprocessing": {
                 "color": "RGB",
@@ -170,6 +184,7 @@ class ExportMetadata:
                 model_file=str(data.get("model_file", "model.onnx")),
                 decoding={**DECODING_DEFAULTS, **dict(data.get("decoding", {}))},
                 extra=dict(data.get("export", {})),
+                sigmas=tuple(float(v) for v in data.get("sigmas", ())),
             )
         except KeyError as exc:
             raise InputError(f"{source}: missing field {exc.args[0]!r}") from None

@@ -23,8 +23,7 @@ from ..space.arch import Arch
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "image"
-OUTPUT_NAMES = ("heatmaps_tags", "heatmaps")
-OUTPUT_STRIDES = (4, 2)
+OUTPUT_NAMES = ("heatmaps_tags", "heatmaps")  # a network with one head level has only the first
 PARITY_TOLERANCE = 1e-4
 # largest img_size export accepts: far past the published models (256-640 px), small enough that
 # the parity check's img_size x img_size input and activations fit in memory
@@ -46,6 +45,11 @@ class Parity:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "input_shape": list(self.input_shape), "ok": self.ok}
+
+
+def output_names(arch: Arch) -> tuple[str, ...]:
+    """The graph's output names: heatmaps + tags, then heatmaps (one per output of the network plan)."""
+    return OUTPUT_NAMES[:len(arch.wiring.output_levels)]
 
 
 def total_stride(arch: Arch) -> int:
@@ -139,7 +143,8 @@ def export_onnx(
     dummy = torch.zeros(1, 3, arch.img_size, arch.img_size)
     check_input_size(arch, arch.img_size, arch.img_size)
     dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
-    for name in OUTPUT_NAMES:
+    names = output_names(arch)
+    for name in names:
         dynamic[name] = {0: "batch", 2: f"{name}_height", 3: f"{name}_width"}
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
@@ -147,7 +152,7 @@ def export_onnx(
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net, (dummy,), str(path), dynamo=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic,
+            input_names=[INPUT_NAME], output_names=list(names), dynamic_axes=dynamic,
             do_constant_folding=True,
         )
 
@@ -204,7 +209,7 @@ def measure_parity(
     finally:
         model.train(was_training)
     session = session or ort_session(onnx_path, threads=threads)
-    outputs = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+    outputs = session.run([o.name for o in session.get_outputs()], {INPUT_NAME: x.numpy()})
     if [o.shape for o in outputs] != [r.shape for r in reference]:
         raise JobError(
             f"{onnx_path}: onnxruntime output shapes {[o.shape for o in outputs]} differ from PyTorch's "

@@ -38,4 +38,7 @@ def model_from_supernet(
     from ..supernet import extract_subnet
 
     # ArchError naming both files and the first field of arch that the supernet cannot run
-    return extract_subnet(ckpt.model, arch, arch_source, str(path)).eval()
+    model = extract_subnet(ckpt.model, arch, arch_source, str(path)).eval()
+    if ckpt.keypoints or ckpt.space.keypoints:
+        model.keypoints = ckpt.keypoints or ckpt.space.keypoints
+    return model

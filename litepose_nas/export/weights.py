@@ -48,9 +48,13 @@ def check_finite(model: nn.Module, source: str | os.PathLike) -> None:
 
 
 def num_joints_of(state: dict[str, torch.Tensor]) -> int | None:
-    """Joint count of a LitePose state_dict (the 1/2-scale output conv has J outputs), if recognisable."""
-    weight = state.get("final_refined.1.conv.3.weight")
-    return int(weight.shape[0]) if weight is not None and weight.dim() == 4 else None
+    """Joint count of a LitePose state_dict, if recognisable: the second output conv has J outputs,
+    the first 2J (a network with one head level has only the first)."""
+    for key, per_joint in (("final_refined.1.conv.3.weight", 1), ("final_refined.0.conv.3.weight", 2)):
+        weight = state.get(key)
+        if weight is not None and weight.dim() == 4:
+            return int(weight.shape[0]) // per_joint
+    return None
 
 
 def save_state_dict(model: nn.Module, path: str | os.PathLike) -> None:
@@ -82,7 +86,21 @@ def model_from_weights(arch, path: str | os.PathLike, num_joints: int | None = N
         )
     model = build_model(arch, num_joints)
     load_into(model, state, str(path))
+    attach_keypoints(model, path)
     return model.eval()
+
+
+def attach_keypoints(model: nn.Module, path: str | os.PathLike, fallback=None) -> None:
+    """Set ``model.keypoints`` to the keypoint set the checkpoint at ``path`` records (a training run's
+    ``model.pt`` / ``supernet.pt`` / ``checkpoint.pt``), else ``fallback``; export writes it to the metadata."""
+    from ..checkpoints import read_checkpoint, recorded_keypoints
+
+    spec = recorded_keypoints(read_checkpoint(path), str(path)) or fallback
+    if spec is not None:
+        if spec.num_joints != model.num_joints:
+            raise CheckpointError(f"{path}: keypoint set {spec.name!r} has {spec.num_joints} joints, "
+                                  f"the network {model.num_joints}")
+        model.keypoints = spec
 
 
 def random_init_model(arch, num_joints: int = 17, seed: int = 0) -> nn.Module:

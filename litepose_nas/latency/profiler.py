@@ -44,7 +44,10 @@ class ProfileSettings:
     threads: int = 2
     runtime: str = "onnxruntime"
     num_joints: int = 17
-    quick: bool = False
+    quick: bool = False  # light timing: one pass, 3 calibration networks (the CLI's --quick also sets few repeats)
+    # only the layers of the quick networks (the demo's local table, compared on those networks alone);
+    # a search needs every layer, which every other table has
+    networks_only: bool = False
     calibration_nets: int = 8
     seed: int = 0
     speed_guard: bool = True
@@ -57,7 +60,7 @@ class ProfileSettings:
         return {"device": self.device_name, "threads": self.threads, "runtime": self.runtime,
                 "num_joints": self.num_joints, "quick": self.quick, "space": space.name,
                 "space_digest": space_digest(space), "seed": self.seed, "calibration_nets": self.calibration_nets,
-                "passes": self.passes}
+                "passes": self.passes, **({"networks_only": True} if self.networks_only else {})}
 
 
 def space_digest(space: SearchSpace) -> str:
@@ -211,14 +214,16 @@ def profile_space(
     started = time.perf_counter()
     stem_mid = space.stem_mid_channels
 
-    if settings.quick:
+    if settings.networks_only:
         qa = quick_archs(space, settings.seed)
         qarrays = space.arrays(space.encode(qa))
         layers = sorted({cfg for i in range(len(qa)) for _, cfg in arch_layers(qarrays, settings.num_joints, stem_mid, i)})
-        nets = qa[:3]
     else:
+        # every layer any architecture of the space contains, --quick too: a search looks rows up for
+        # architectures no short list of networks covers (elastic choices meeting in one layer)
         layers = enumerate_layers(space, settings.num_joints)
-        nets = calibration_archs(space, settings.calibration_nets, settings.seed)
+    nets = quick_archs(space, settings.seed)[:3] if settings.quick else \
+        calibration_archs(space, settings.calibration_nets, settings.seed)
 
     partial = _Partial(out.with_name(out.stem + ".partial.jsonl"), settings.identity(space))
     try:
@@ -324,12 +329,13 @@ def profile_space(
             "space_digest": space_digest(space),
             "stem_mid_channels": stem_mid,
             "num_joints": settings.num_joints,
-            "complete": not settings.quick,
+            "complete": not settings.networks_only,
             "provenance": {
                 "kind": "measured",
                 "details": (f"profiled on this device ({host_description()}, {platform.system()}) with "
                             f"litepose-nas profile, {runner.name} {runner.version}, {settings.threads} threads"
-                            + (", --quick subset" if settings.quick else "")),
+                            + (", --quick (few repeats, one pass)" if settings.quick else "")
+                            + (", layers of a few networks only" if settings.networks_only else "")),
             },
             "call_overhead_ms": overhead,
             "timing": {"statistic": ("median of repeats minus call_overhead_ms"

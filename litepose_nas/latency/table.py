@@ -118,8 +118,8 @@ class LatencyTable:
             count = len(np.unique(keys[missing]))
             raise TableError(
                 f"latency table '{self.name}' has no row for layer {cfg.key} (architecture {n}; "
-                f"{count} unknown configuration(s) in all): profile the space again, or use a table of space "
-                f"'{self.space_name}' without --quick"
+                f"{count} unknown configuration(s) in all): profile the space again (a table of space "
+                f"'{self.space_name}' from another space version or joint count lacks rows)"
             )
         return np.where(active, pos_c, len(self._keys))
 

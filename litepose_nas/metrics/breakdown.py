@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..keypoints import keypoint_spec
+from ..keypoints import KeypointSpec, keypoint_spec
 from .cocoapi import summarize
 from .protocols import protocol_eval
 
@@ -111,20 +111,23 @@ def _similarities(dt_xy: np.ndarray, gts: list[dict], sigmas: np.ndarray, flip: 
     return out
 
 
-def _ap_and_curve(gt: dict, results: list[dict], protocol: str, max_dets: int) -> tuple[float, list[float]]:
-    ev = protocol_eval(gt, results, protocol, max_dets)
+def _ap_and_curve(gt: dict, results: list[dict], protocol: str, max_dets: int,
+                  keypoints: KeypointSpec | None = None) -> tuple[float, list[float]]:
+    ev = protocol_eval(gt, results, protocol, max_dets, keypoints=keypoints)
     precision = ev.eval["precision"][:, :, 0, 0, -1]  # [T, R], category 0, area 'all'
     curve = [float(np.mean(col[col > -1])) if (col > -1).any() else 0.0 for col in precision.T]
     return summarize(ev)["AP"], curve
 
 
-def error_breakdown(gt: dict, results: Sequence[dict], protocol: str = "coco", max_dets: int = 20) -> ErrorBreakdown:
+def error_breakdown(gt: dict, results: Sequence[dict], protocol: str = "coco", max_dets: int = 20,
+                    keypoints: KeypointSpec | None = None) -> ErrorBreakdown:
     """Ronchi & Perona's analysis of ``results`` (COCO keypoint detections) against ``gt`` (see the
-    module doc) under the protocol's sigmas and OKS scale."""
-    spec = keypoint_spec(protocol)
+    module doc) under the protocol's OKS scale and the sigmas / flip pairs of ``keypoints`` (default:
+    the protocol's dataset's)."""
+    spec = keypoints if keypoints is not None else keypoint_spec(protocol)
     sigmas, flip = spec.sigmas_array(), list(spec.flip_index)
     results = [dict(r) for r in results]
-    ev = protocol_eval(gt, results, protocol, max_dets, oks_thresholds=[MATCH_OKS])
+    ev = protocol_eval(gt, results, protocol, max_dets, oks_thresholds=[MATCH_OKS], keypoints=spec)
     p = ev.params
     by_id = {i + 1: r for i, r in enumerate(results)}  # loadRes numbers detections 1.. in list order
     counts = {k: 0 for k in KEYPOINT_CLASSES}
@@ -174,16 +177,16 @@ def error_breakdown(gt: dict, results: Sequence[dict], protocol: str = "coco", m
                 if cls != "good":
                     fixes.append((int(dt_id), int(j), cls, target, partner))
 
-    ap, curve = _ap_and_curve(gt, results, protocol, max_dets)
+    ap, curve = _ap_and_curve(gt, results, protocol, max_dets, spec)
     steps, curves = [("as predicted", ap)], {"as predicted": curve}
     fixed = copy.deepcopy(results)
     for cls in CORRECTION_ORDER:
         for dt_id, j, c, target, partner in fixes:
             if c == cls:
                 _move_joint(fixed[dt_id - 1], partner, j, target, sigmas[j])
-        steps.append((cls, _record(curves, cls, gt, fixed, protocol, max_dets)))
+        steps.append((cls, _record(curves, cls, gt, fixed, protocol, max_dets, spec)))
     # scoring errors: the ideal ranking, by each detection's best OKS
-    rescored = protocol_eval(gt, fixed, protocol, max_dets)
+    rescored = protocol_eval(gt, fixed, protocol, max_dets, keypoints=spec)
     for e in rescored.evalImgs:
         if e is None or e["aRng"] != rescored.params.areaRng[0]:
             continue
@@ -191,16 +194,17 @@ def error_breakdown(gt: dict, results: Sequence[dict], protocol: str = "coco", m
         for dt_id in e["dtIds"]:
             row = _oks_row(rescored, e, dt_id, oks)
             fixed[int(dt_id) - 1]["score"] = float(row.max()) if row.size else 0.0
-    steps.append(("scoring", _record(curves, "scoring", gt, fixed, protocol, max_dets)))
+    steps.append(("scoring", _record(curves, "scoring", gt, fixed, protocol, max_dets, spec)))
     kept = [r for i, r in enumerate(fixed) if (i + 1) in matched_to]
     steps.append(("background false positives", _record(curves, "background false positives", gt, kept,
-                                                        protocol, max_dets)))
+                                                        protocol, max_dets, spec)))
     return ErrorBreakdown(ap=ap, keypoints=counts, steps=steps, detections=detections, false_positives=false_pos,
                           duplicates=dups, false_negatives=false_neg, people=people, pr_curves=curves)
 
 
-def _record(curves: dict, name: str, gt: dict, results: list[dict], protocol: str, max_dets: int) -> float:
-    ap, curves[name] = _ap_and_curve(gt, results, protocol, max_dets)
+def _record(curves: dict, name: str, gt: dict, results: list[dict], protocol: str, max_dets: int,
+            keypoints: KeypointSpec | None = None) -> float:
+    ap, curves[name] = _ap_and_curve(gt, results, protocol, max_dets, keypoints)
     return ap
 
 

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError, InputError
-from ..keypoints import keypoint_spec
+from ..keypoints import KeypointSpec, keypoint_spec
 from .cocoapi import check_gt, coco_from_dict, load_results, run_cocoeval, summarize
 
 CROWDPOSE_AREA_FACTOR = 0.53
@@ -31,16 +31,26 @@ def _check_num_joints(gt: dict, results: Sequence[dict], num_joints: int, protoc
                             f"{len(r.get('keypoints', ())) // 3} joints, the {protocol} protocol needs {num_joints}")
 
 
-def coco_metrics(gt: dict, results: Sequence[dict], max_dets: int = 20) -> dict[str, float]:
-    """COCO keypoint AP/AR: pycocotools ``COCOeval(gt, dt, 'keypoints')`` as is (stats 0..9)."""
+def _sigmas(protocol: str, keypoints: KeypointSpec | None) -> tuple[np.ndarray, int]:
+    """OKS sigmas and joint count: the keypoint set's (any set), else the protocol's own dataset's."""
+    spec = keypoints if keypoints is not None else keypoint_spec(protocol)
+    return spec.sigmas_array(), spec.num_joints
+
+
+def coco_metrics(gt: dict, results: Sequence[dict], max_dets: int = 20,
+                 keypoints: KeypointSpec | None = None) -> dict[str, float]:
+    """COCO keypoint AP/AR: pycocotools ``COCOeval(gt, dt, 'keypoints')`` as is (stats 0..9);
+    ``keypoints`` (another keypoint set) sets the joint count and OKS sigmas."""
     check_gt(gt)
-    _check_num_joints(gt, results, 17, "coco")
+    sigmas, num_joints = _sigmas("coco", keypoints)
+    _check_num_joints(gt, results, num_joints, "coco")
     for ann in gt["annotations"]:
         if "area" not in ann:
             raise DataError(f"ground truth: annotation {ann['id']} lacks field 'area' (the COCO protocol "
                             "scales OKS by it)")
     coco_gt = coco_from_dict(gt)
-    ev = run_cocoeval(coco_gt, load_results(coco_gt, results), max_dets=max_dets)
+    # COCO's own sigmas are pycocotools' defaults bit for bit (tests/test_score.py)
+    ev = run_cocoeval(coco_gt, load_results(coco_gt, results), sigmas, max_dets=max_dets)
     return summarize(ev)
 
 
@@ -72,7 +82,8 @@ def official_round(value: np.floating, decimals: int = 4) -> float:
     return float(np.round(np.float64(value), decimals))
 
 
-def crowdpose_metrics(gt: dict, results: Sequence[dict], max_dets: int = 20) -> dict[str, float]:
+def crowdpose_metrics(gt: dict, results: Sequence[dict], max_dets: int = 20,
+                      keypoints: KeypointSpec | None = None) -> dict[str, float]:
     """The official CrowdPose numbers (crowdposetools), computed with pycocotools.
 
     CrowdPose sigmas, OKS scale = bbox area x 0.53, maxDets 20; AP easy/medium/hard are fresh
@@ -80,9 +91,9 @@ def crowdpose_metrics(gt: dict, results: Sequence[dict], max_dets: int = 20) -> 
     ``precision[:, :, :, 0, :]`` rounded to 4 decimals (-1 for an empty subset), as the official tool.
     """
     check_gt(gt)
-    _check_num_joints(gt, results, 14, "crowdpose")
+    sigmas, num_joints = _sigmas("crowdpose", keypoints)
+    _check_num_joints(gt, results, num_joints, "crowdpose")
     subsets = crowd_subsets(gt)
-    sigmas = keypoint_spec("crowdpose").sigmas_array()
     coco_gt = coco_from_dict(crowdpose_gt(gt))
     coco_dt = load_results(coco_gt, results)
     stats = summarize(run_cocoeval(coco_gt, coco_dt, sigmas, max_dets))
@@ -98,26 +109,27 @@ def crowdpose_metrics(gt: dict, results: Sequence[dict], max_dets: int = 20) -> 
     return out
 
 
-def keypoint_metrics(gt: dict, results: Sequence[dict], protocol: str, max_dets: int = 20) -> dict[str, float]:
-    """:func:`coco_metrics` or :func:`crowdpose_metrics` by ``protocol`` name."""
+def keypoint_metrics(gt: dict, results: Sequence[dict], protocol: str, max_dets: int = 20,
+                     keypoints: KeypointSpec | None = None) -> dict[str, float]:
+    """:func:`coco_metrics` or :func:`crowdpose_metrics` by ``protocol`` name; ``keypoints``: the
+    keypoint set scored (default: the protocol's dataset's)."""
     if protocol == "coco":
-        return coco_metrics(gt, results, max_dets)
+        return coco_metrics(gt, results, max_dets, keypoints)
     if protocol == "crowdpose":
-        return crowdpose_metrics(gt, results, max_dets)
+        return crowdpose_metrics(gt, results, max_dets, keypoints)
     raise InputError(f"protocol {protocol!r} not supported (allowed: {', '.join(PROTOCOLS)})")
 
 
 def protocol_eval(gt: dict, results: Sequence[dict], protocol: str, max_dets: int = 20, img_ids=None,
-                  oks_thresholds: Sequence[float] | None = None):
+                  oks_thresholds: Sequence[float] | None = None, keypoints: KeypointSpec | None = None):
     """The accumulated ``COCOeval`` of a protocol (CrowdPose: its sigmas and areas), for inspection,
     e.g. ``oks_matrix(ev, image_id)``; ``oks_thresholds`` replace COCO's .50:.05:.95."""
     check_gt(gt)
     if protocol == "crowdpose":
         coco_gt = coco_from_dict(crowdpose_gt(gt))
-        sigmas = keypoint_spec("crowdpose").sigmas_array()
     elif protocol == "coco":
         coco_gt = coco_from_dict(gt)
-        sigmas = None
     else:
         raise InputError(f"protocol {protocol!r} not supported (allowed: {', '.join(PROTOCOLS)})")
+    sigmas = _sigmas(protocol, keypoints)[0]
     return run_cocoeval(coco_gt, load_results(coco_gt, results), sigmas, max_dets, img_ids, oks_thresholds)

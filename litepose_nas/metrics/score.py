@@ -15,7 +15,6 @@ from typing import Any, Sequence
 
 from ..errors import DataError
 from ..io import read_json_bounded
-from ..keypoints import keypoint_spec
 from .protocols import keypoint_metrics
 
 
@@ -66,8 +65,12 @@ def check_detections(results: Any, source: str, num_joints: int) -> list[dict]:
 
 def load_ground_truth(path: str | os.PathLike, dataset: str) -> dict:
     """A COCO-format keypoint ground-truth file, every annotation checked (see
-    :func:`litepose_nas.data.sources.check_annotation`)."""
-    from ..data.sources import check_annotation
+    :func:`litepose_nas.data.sources.check_annotation`) against the file's keypoint set."""
+    return _ground_truth(path, dataset)[0]
+
+
+def _ground_truth(path: str | os.PathLike, dataset: str) -> tuple[dict, Any]:
+    from ..data.sources import check_annotation, resolve_keypoints
 
     gt = read_json_bounded(path, "annotation file", DataError)
     if not isinstance(gt, dict):
@@ -75,30 +78,33 @@ def load_ground_truth(path: str | os.PathLike, dataset: str) -> dict:
     for key in ("images", "annotations", "categories"):
         if not isinstance(gt.get(key), list):
             raise DataError(f"{path}: missing or malformed field {key!r} (a list is required)")
-    num_joints = keypoint_spec(dataset).num_joints
+    spec = resolve_keypoints(gt, path, dataset)
     for i, ann in enumerate(gt["annotations"]):
         if not isinstance(ann, dict):
             raise DataError(f"{path}: annotations[{i}] is not an object")
-        check_annotation(path, f"annotations[{i}] (id {ann.get('id')})", ann, num_joints)
-    return gt
+        check_annotation(path, f"annotations[{i}] (id {ann.get('id')})", ann, spec.num_joints)
+    return gt, spec
 
 
 def score_results(results_path: str | os.PathLike, ann_path: str | os.PathLike, dataset: str,
                   max_dets: int = 20) -> ScoreResult:
     """The metrics of the detections in ``results_path`` against ``ann_path`` under ``dataset``'s protocol."""
-    gt = load_ground_truth(ann_path, dataset)
+    gt, spec = _ground_truth(ann_path, dataset)
     results = check_detections(read_json_bounded(results_path, "results file", DataError), str(results_path),
-                               keypoint_spec(dataset).num_joints)
+                               spec.num_joints)
     known = {img.get("id") for img in gt["images"] if isinstance(img, dict)}
     for i, det in enumerate(results):
         if det["image_id"] not in known:
             raise DataError(f"{results_path}: detection {i}: image_id {det['image_id']} is not in {ann_path}")
-    metrics = keypoint_metrics(gt, results, dataset, max_dets=max_dets)
+    metrics = keypoint_metrics(gt, results, dataset, max_dets=max_dets, keypoints=spec)
     return ScoreResult(dataset=dataset, metrics=metrics, num_images=len(gt["images"]), num_detections=len(results),
                        results_file=str(results_path), annotation_file=str(ann_path))
 
 
 def score(results: Sequence[dict], gt: dict, dataset: str, max_dets: int = 20) -> dict[str, float]:
-    """The metrics of in-memory ``results`` against ``gt``, with the same checks as the file form."""
-    check_detections(list(results), "results", keypoint_spec(dataset).num_joints)
-    return keypoint_metrics(gt, results, dataset, max_dets=max_dets)
+    """The metrics of in-memory ``results`` against ``gt`` (its keypoint set), with the same checks as the file form."""
+    from ..data.sources import resolve_keypoints
+
+    spec = resolve_keypoints(gt, "ground truth", dataset)
+    check_detections(list(results), "results", spec.num_joints)
+    return keypoint_metrics(gt, results, dataset, max_dets=max_dets, keypoints=spec)

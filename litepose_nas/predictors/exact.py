@@ -51,8 +51,9 @@ class ExactPredictor:
             raise CheckpointError(f"{supernet_path}: a static network, not a supernet (layout {ck.layout!r})")
         if space is not None and space_fingerprint(ck.model.space) != space_fingerprint(space):
             raise CheckpointError(f"{supernet_path}: supernet of space '{ck.model.space.name}', not '{space.name}'")
-        train = open_dataset(data_dir, dataset, train_split)
-        val = open_dataset(data_dir, dataset, val_split)
+        keypoints = ck.keypoints or (space.keypoints if space is not None else None)
+        train = open_dataset(data_dir, dataset, train_split, keypoints)
+        val = open_dataset(data_dir, dataset, val_split, keypoints)
         if train.num_joints != ck.num_joints:
             raise CheckpointError(f"{supernet_path}: {ck.num_joints} joints, {dataset} has {train.num_joints}")
         return cls(ck.model, train, val, source=str(supernet_path), **kwargs)
@@ -70,15 +71,18 @@ class ExactPredictor:
                 f"{self.val_images} {self.val_source.dataset} val images, metric {self.metric}{proxy})")
 
     def input_size(self, arch: Arch) -> int:
-        """The input size ``arch`` is evaluated at: its own, or the proxy (a multiple of 16, >= 64)."""
+        """The input size ``arch`` is evaluated at: its own, or the proxy (a multiple of the total stride, >= 64)."""
         if self.resolution_scale == 1.0:
             return arch.img_size
-        return max(64, int(round(arch.img_size * self.resolution_scale / 16)) * 16)
+        m = arch.wiring.total_stride  # input sides are multiples of the network plan's total stride
+        return max(-(-64 // m) * m, int(round(arch.img_size * self.resolution_scale / m)) * m)
 
     def _calibration_batches(self, arch: Arch):
         from ..data import PoseDataset, make_loader
 
-        ds = PoseDataset(self.train_source, input_size=self.input_size(arch), train=True, seed=self.seed)
+        size = self.input_size(arch)
+        ds = PoseDataset(self.train_source, input_size=size, train=True, seed=self.seed,
+                         output_sizes=[size // st for st in arch.wiring.output_strides])
         loader = make_loader(ds, self.batch_size, shuffle=True, seed=self.seed)
         for i, batch in enumerate(loader):
             if i >= self.calib_batches:

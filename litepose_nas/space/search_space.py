@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArchError, SpaceError
+from ..keypoints import KeypointSpec, keypoint_set
 from ..io import read_text_bounded
 from .arch import CHANNEL_DIVISOR, DEFAULT_STEM_MID_CHANNELS, Arch, Block, Stage
 from .plan import MAX_HEAD_LEVELS, MIN_HEAD_LEVELS, SPACE_FIELDS, Wiring, wiring
@@ -129,6 +130,9 @@ class SearchSpace:
     head_widths: tuple[tuple[int, ...], ...]
     stem_mid_channels: int = DEFAULT_STEM_MID_CHANNELS
     description: str = ""
+    # the keypoint set the space's networks predict (None: the dataset's, COCO 17 or CrowdPose 14);
+    # it sets the output channels, not the architecture encoding
+    keypoints: KeypointSpec | None = None
     dimensions: tuple[Dimension, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -146,9 +150,14 @@ class SearchSpace:
         head_widths: Sequence[Sequence[int]],
         stem_mid_channels: int = DEFAULT_STEM_MID_CHANNELS,
         description: str = "",
+        keypoints: KeypointSpec | dict[str, Any] | str | None = None,
     ) -> "SearchSpace":
         """Build a space in code; ``stages`` items are :class:`StageSpace` or dicts with keys
-        ``stride, widths, depths, kernels, expansions``."""
+        ``stride, widths, depths, kernels, expansions``; ``keypoints`` is a keypoint set (a
+        :class:`~litepose_nas.keypoints.KeypointSpec`, ``'coco'`` / ``'crowdpose'`` or a dict with
+        ``num_joints`` / ``joints``, ``flip_pairs`` and optional ``sigmas``, ``skeleton``, ``name``)."""
+        if isinstance(keypoints, KeypointSpec):
+            keypoints = keypoints.to_dict()
         return cls.from_dict(
             {
                 "name": name,
@@ -163,6 +172,7 @@ class SearchSpace:
                     for s in stages
                 ],
                 "head": {"widths": [list(w) for w in head_widths]},
+                **({"keypoints": keypoints} if keypoints is not None else {}),
             }
         )
 
@@ -199,6 +209,7 @@ class SearchSpace:
                 for s in self.stages
             ],
             "head": {"widths": [list(w) for w in self.head_widths]},
+            **({"keypoints": self.keypoints.to_dict()} if self.keypoints is not None else {}),
         }
 
     def to_yaml(self) -> str:
@@ -631,9 +642,13 @@ def _parse_space(data: Any, source: str) -> SearchSpace:
     resolutions = _int_list(data["resolutions"], f"{source}: resolutions")
     stem_widths = _int_list(stem["widths"], f"{source}: stem.widths", channels=True)
     head_widths = tuple(_int_list(w, f"{source}: head.widths[{i}]", channels=True) for i, w in enumerate(head["widths"]))
+    keypoints = data.get("keypoints")
+    if keypoints is not None:
+        keypoints = keypoint_set(keypoints, f"{source}: keypoints", SpaceError)
     try:
         return SearchSpace(name=name, description=str(data.get("description", "")), resolutions=resolutions,
-                           stem_widths=stem_widths, stem_mid_channels=mid, stages=tuple(stages), head_widths=head_widths)
+                           stem_widths=stem_widths, stem_mid_channels=mid, stages=tuple(stages), head_widths=head_widths,
+                           keypoints=keypoints)
     except SpaceError as exc:
         # the whole-space checks (strides, total stride) run without the file name: add it
         raise SpaceError(f"{source}: {exc}") from None

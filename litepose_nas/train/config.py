@@ -55,6 +55,8 @@ class TrainConfig:
     data: str = ""
     space: dict[str, Any] | None = None  # the search space (SearchSpace.to_dict) of a supernet run
     arch: dict[str, Any] | None = None  # the architecture (Arch.to_dict) of a subnet run
+    # the keypoint set (KeypointSpec.to_dict); None: the space's, else the annotation file's (set when the run starts)
+    keypoints: dict[str, Any] | None = None
     train_split: str = "train"
     val_split: str = "val"
     # input sizes sampled per step; empty: the space's resolutions (supernet) or the arch's img_size
@@ -174,6 +176,8 @@ class TrainConfig:
             if output_strides != [4, 2]:
                 raise InputError(f"training config: gpu_resize renders targets at 1/4 and 1/2 of the input; "
                                  f"this network's outputs are at strides {output_strides}")
+        if self.keypoints is not None:
+            self.keypoint_spec()
         if self.kind == "supernet" and self.space is None:
             raise InputError("training config: a supernet run needs a search space")
         if self.kind == "subnet" and self.arch is None:
@@ -183,9 +187,23 @@ class TrainConfig:
     # ------------------------------------------------------------------ derived values
     @property
     def num_joints(self) -> int:
+        return self.keypoint_spec().num_joints
+
+    def declared_keypoints(self):
+        """The keypoint set the config or the space names (None: take the annotation file's)."""
+        from ..keypoints import keypoint_set
+
+        if self.keypoints is not None:
+            return keypoint_set(self.keypoints, "training config: keypoints", InputError)
+        if self.kind == "supernet" and self.space is not None:
+            return self.search_space().keypoints
+        return None
+
+    def keypoint_spec(self):
+        """The run's :class:`~litepose_nas.keypoints.KeypointSpec`: declared, else the dataset's default."""
         from ..keypoints import keypoint_spec
 
-        return keypoint_spec(self.dataset).num_joints
+        return self.declared_keypoints() or keypoint_spec(self.dataset)
 
     def training_recipe(self):
         """The :class:`~litepose_nas.data.recipe.Recipe` of the run (InputError naming the field if bad)."""

@@ -120,9 +120,13 @@ def _init_subnet(arch, joints: int, path: str, arch_source: str | None = None) -
 def make_loss(config: TrainConfig) -> nn.Module:
     from ..losses import PoseLoss
 
+    # one heatmap weight per output of the network plan (one head level: one output)
+    n = len(config.network().wiring.output_levels)
+    weights = tuple(config.heatmap_weights)[:n]
+    weights += weights[-1:] * (n - len(weights))
     return PoseLoss(
         config.num_joints,
-        heatmap_weights=tuple(config.heatmap_weights),
+        heatmap_weights=weights,
         push_factor=config.push_weight,
         pull_factor=config.pull_weight,
         push_loss=config.push_loss,
@@ -231,7 +235,8 @@ class Trainer:
         from ..checkpoints import save_checkpoint
 
         model = unwrap(self.step_module).model
-        meta = {"trained_steps": step, "num_joints": self.config.num_joints, "dataset": self.config.dataset}
+        meta = {"trained_steps": step, "num_joints": self.config.num_joints, "dataset": self.config.dataset,
+                "keypoints": self.config.keypoint_spec().to_dict()}
         if self.config.kind == "supernet":
             space = self.config.search_space()
             write_text_atomic(self.out_dir / "space.yaml", space.to_yaml())
@@ -273,7 +278,11 @@ class Trainer:
 
         from ..data import PoseDataset, open_dataset
 
-        source = open_dataset(cfg.data, cfg.dataset, cfg.train_split)
+        source = open_dataset(cfg.data, cfg.dataset, cfg.train_split, cfg.declared_keypoints())
+        if cfg.keypoints is None:
+            # the run records the keypoint set it trains (the space's or the file's): resume, export and
+            # evaluation read it from the checkpoint
+            self.config = cfg = cfg.replace(keypoints=source.spec.to_dict())
         resolutions = cfg.train_resolutions()
         output_strides = cfg.network().wiring.output_strides  # target maps at the plan's output scales
         recipe = cfg.training_recipe()

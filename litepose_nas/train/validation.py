@@ -66,7 +66,7 @@ def evaluate_subnet(model: nn.Module, source: Any, input_size: int, max_images: 
         people, scores = predict_people(runner, source.load_image(image_id), input_size, flip_index,
                                         **tag_cost_kwargs(tag_cost))
         results.extend(people_to_results(image_id, people, scores))
-    metrics = keypoint_metrics(gt, results, protocol or source.dataset)
+    metrics = keypoint_metrics(gt, results, protocol or source.dataset, keypoints=source.spec)
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics.update(images=len(ids), resolution=int(input_size), detections=len(results))
     return metrics
@@ -97,7 +97,7 @@ def validate_run(model: nn.Module, config: Any, train_source: Any, device: torch
     from ..supernet import recalibrate_bn
 
     resolution = config.validation_resolution()
-    val_source = open_dataset(config.data, config.dataset, config.val_split)
+    val_source = open_dataset(config.data, config.dataset, config.val_split, config.declared_keypoints())
     memory_format = torch.channels_last if config.memory_format == "channels_last" else torch.contiguous_format
     out: dict[str, Any] = {}
     for name, arch in validation_archs(model, config, resolution).items():
