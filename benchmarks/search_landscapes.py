@@ -27,6 +27,10 @@ cached in ``benchmarks/.cache/`` under the SHA-256 of what defines the scores (t
 files, or the fitting recipe; the latency table; the limits), so a refit predictor is
 re-scored exhaustively on the next run.
 
+The quality runs look the scores up in the cached exhaustive table (the predictor's own outputs:
+the same hits, several times faster); ``--speed-seeds`` (3) more runs per searcher are timed end to
+end with the predictor itself (``--no-lookup``: every run uses the predictor).
+
 The machine's load (``os.getloadavg``) is recorded with the figures: wall-clock speeds are only
 comparable at equal load; CPU seconds are less sensitive to it.
 """
