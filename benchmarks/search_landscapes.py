@@ -27,6 +27,10 @@ cached in ``benchmarks/.cache/`` under the SHA-256 of what defines the scores (t
 files, or the fitting recipe; the latency table; the limits), so a refit predictor is
 re-scored exhaustively on the next run.
 
+The quality runs look the scores up in the cached exhaustive table (the predictor's own outputs:
+the same hits, several times faster); ``--speed-seeds`` (3) more runs per searcher are timed end to
+end with the predictor itself (``--no-lookup``: every run uses the predictor).
+
 The machine's load (``os.getloadavg``) is recorded with the figures: wall-clock speeds are only
 comparable at equal load; CPU seconds are less sensitive to it.
 """
@@ -57,6 +61,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--elastic-landscapes", default="smooth,peaked-mlp,peaked-gbdt,peaked-ridge")
     p.add_argument("--skip-elastic", action="store_true")
     p.add_argument("--skip-hypervolume", action="store_true")
+    p.add_argument("--no-lookup", dest="lookup", action="store_false",
+                   help="score the quality runs with each landscape's objective instead of looking the scores up "
+                        "in its exhaustive table (the same scores, up to float32 batching; 2-5x slower)")
+    p.add_argument("--speed-seeds", type=int, default=3,
+                   help="with the lookup: seeds timed end to end with the landscape's own objective (1 for optuna)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 1 optuna seed, short reference run")
     p.add_argument("--json", dest="json_out", default=None)
     return p.parse_args()
@@ -124,17 +133,25 @@ def exhaustive_truth(ls: "Landscape") -> dict:
 
     from litepose_nas.io import write_json_atomic
 
-    path = HERE / ".cache" / f"optimum-{ls.name}-{content_key(ls)[:16]}.json"
-    if path.exists():
-        return {**json.loads(path.read_text()), "cached": str(path.relative_to(HERE.parent))}
+    key = content_key(ls)[:16]
+    path = HERE / ".cache" / f"optimum-{ls.name}-{key}.json"
+    table = HERE / ".cache" / f"scores-{ls.name}-{key}.npy"  # every architecture's score, enumeration order
+    if path.exists() and (table.exists() or not ARGS.lookup):
+        truth = {**json.loads(path.read_text()), "cached": str(path.relative_to(HERE.parent))}
+        return {**truth, "scores": np.load(table) if table.exists() else None}
     t = time.perf_counter()
     ex = search(ls.space, ls.objective, ls.constraint, algo="exhaustive", limits=ls.limits)
+    if not np.array_equal(ex.evaluated_encoded, ls.space.enumerate_encoded()):
+        raise RuntimeError("exhaustive search did not score the space in enumeration order")
     truth = {"optimum": {str(b.limit): b.score for b in ex.best}, "optimum_cost": {str(b.limit): b.cost for b in ex.best},
              "front_scores": ex.front_scores.tolist(), "front_costs": ex.front_costs.tolist(),
              "exhaustive_seconds": time.perf_counter() - t}
     path.parent.mkdir(exist_ok=True)
     write_json_atomic(path, truth)
-    return truth
+    tmp = table.with_suffix(".tmp.npy")
+    np.save(tmp, np.asarray(ex.evaluated_scores, dtype=np.float64))
+    tmp.replace(table)
+    return {**truth, "scores": np.load(table)}
 
 
 def fitted(space, model, target, n, seed=0):
@@ -145,8 +162,9 @@ def fitted(space, model, target, n, seed=0):
     return predictor_objective(Predictor(space, model, **hp).fit(enc, target(space, enc, seed)), space)
 
 
-def table_objective(space, enc, values, name):
-    """An objective that looks scores up by architecture (cached exact evaluations)."""
+def table_objective(space, enc, values, name, source="benchmarks/data/tiny-exact-scores.json", kind="exact"):
+    """An objective that looks scores up by architecture (cached exact evaluations, or a
+    landscape's exhaustive scores: the same scores as its objective, without the predictor)."""
     weights = np.random.default_rng(0).integers(1, 2**62, size=space.num_dimensions, dtype=np.int64)
 
     def key(rows):
@@ -164,7 +182,7 @@ def table_objective(space, enc, values, name):
             raise KeyError("architecture not in the cached exact landscape")
         return v_sorted[i]
 
-    return Objective(name, fn, "exact AP", "exact", {"source": "benchmarks/data/tiny-exact-scores.json"})
+    return Objective(name, fn, "exact AP" if kind == "exact" else "predicted AP", kind, {"source": source})
 
 
 def landscapes(wanted: set[str] | None) -> list[Landscape]:
@@ -220,7 +238,16 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def quality(ls: Landscape, optimum: dict[float, float]) -> dict:
+def timed_search(ls: Landscape, objective: Objective, budget: SearchBudget, algo: str, seed: int):
+    t, c = time.perf_counter(), time.process_time()
+    r = search(ls.space, objective, ls.constraint, budget, seed=seed, algo=algo, limits=ls.limits)
+    return r, time.perf_counter() - t, time.process_time() - c
+
+
+def quality(ls: Landscape, optimum: dict[float, float], lookup: Objective | None) -> dict:
+    """Hits and regrets over the seeds; with ``lookup`` (the landscape's exhaustive scores) the
+    quality runs look their scores up and ``--speed-seeds`` more runs time the searcher end to end
+    with the landscape's own objective (the predictor), so the speed figures stay end to end."""
     res = {}
     for name in ARGS.searchers.split(","):
         algo, extra = SEARCHERS[name]
@@ -230,29 +257,38 @@ def quality(ls: Landscape, optimum: dict[float, float]) -> dict:
             continue
         budget = SearchBudget(**{**ls.budget, **extra})
         regrets = {lim: [] for lim in ls.limits}
-        wall = cpu = 0.0
-        evals = 0
+        runs = []
         for seed in range(n_seeds):
-            t, c = time.perf_counter(), time.process_time()
-            r = search(ls.space, ls.objective, ls.constraint, budget, seed=seed, algo=algo, limits=ls.limits)
-            wall += time.perf_counter() - t
-            cpu += time.process_time() - c
-            evals += r.evaluations
+            r, wall, cpu = timed_search(ls, lookup or ls.objective, budget, algo, seed)
+            runs.append((r.evaluations, wall, cpu))
             for b in r.best:
                 regrets[b.limit].append(max(optimum[b.limit] - b.score, 0.0))
+        if lookup is not None:  # time the real thing
+            n_speed = min(ARGS.speed_seeds, 1 if algo == "optuna" else n_seeds)
+            runs = []
+            for seed in range(n_speed):
+                r, wall, cpu = timed_search(ls, ls.objective, budget, algo, seed)
+                runs.append((r.evaluations, wall, cpu))
+        evals, wall, cpu = (float(np.sum(x)) for x in zip(*runs))
+        n_timed = len(runs)
         res[name] = {
-            "seeds": n_seeds, "evaluations_per_search": evals / n_seeds, "seconds_per_search": wall / n_seeds,
-            "cpu_seconds_per_search": cpu / n_seeds, "evaluations_per_s": evals / wall, "load": load(),
+            "seeds": n_seeds, "timed_seeds": n_timed, "timed_with": "objective",
+            "evaluations_per_search": evals / n_timed, "seconds_per_search": wall / n_timed,
+            "cpu_seconds_per_search": cpu / n_timed, "evaluations_per_s": evals / wall,
+            "evaluations_per_cpu_s": evals / cpu, "load": load(),
             "per_budget": {str(lim): {"hits": int(sum(x <= HIT_TOL for x in v)), "mean_regret": float(np.mean(v)),
                                       "max_regret": float(np.max(v))} for lim, v in regrets.items()},
         }
+        q = res[name]
         print(f"  {ls.name:12s} {name:16s} " + "  ".join(
-            f"{lim:g}: {q['hits']}/{n_seeds} {q['mean_regret']:.4f}" for lim, q in
-            zip(ls.limits, res[name]["per_budget"].values())) + f"   {wall / n_seeds:.2f} s/search ({cpu / n_seeds:.2f} s CPU)", flush=True)
+            f"{lim:g}: {v['hits']}/{n_seeds} {v['mean_regret']:.4f}/{v['max_regret']:.4f}" for lim, v in
+            zip(ls.limits, q["per_budget"].values()))
+            + f"   {q['seconds_per_search']:.2f} s/search ({q['cpu_seconds_per_search']:.2f} s CPU,"
+              f" {q['evaluations_per_cpu_s']:,.0f} evals/CPU s; {n_timed} timed)", flush=True)
     return res
 
 
-def hypervolumes(ls: Landscape, front_scores: np.ndarray, front_costs: np.ndarray) -> dict:
+def hypervolumes(ls: Landscape, front_scores: np.ndarray, front_costs: np.ndarray, objective: Objective) -> dict:
     cap = max(ls.limits)
     ref = (float(front_scores.min()), cap)
     hv_ex = hypervolume_2d(front_scores, front_costs, *ref)
@@ -262,7 +298,7 @@ def hypervolumes(ls: Landscape, front_scores: np.ndarray, front_costs: np.ndarra
             "random": dict(algo="random", budget=SearchBudget(**ls.budget))}
     out = {}
     for name, kw in runs.items():
-        r = search(ls.space, ls.objective, ls.constraint, seed=0, limits=ls.limits, **kw)
+        r = search(ls.space, objective, ls.constraint, seed=0, limits=ls.limits, **kw)
         out[name] = {"ratio": hypervolume_2d(r.front_scores, r.front_costs, *ref) / hv_ex, "evaluations": r.evaluations}
     return {"reference": {"score": ref[0], "cost": cap}, "runs": out}
 
@@ -316,6 +352,7 @@ def main() -> None:
                  "seeds": ARGS.seeds, "optuna_seeds": ARGS.optuna_seeds, "landscapes": {}}
     for ls in landscapes(wanted):
         truth = exhaustive_truth(ls)
+        scores = truth.pop("scores", None)
         optimum = {lim: truth["optimum"][str(lim)] for lim in ls.limits}
         entry = {"note": ls.note, "space": ls.space.name, "size": ls.space.size(), "limits": ls.limits,
                  "unit": ls.constraint.unit, "budget": SearchBudget(**ls.budget).to_dict(), "content_key": content_key(ls),
@@ -323,9 +360,15 @@ def main() -> None:
         print(f"{ls.name}: {ls.note}; optimum " + ", ".join(
             f"{lim:g}: {optimum[lim]:.4f} at {truth['optimum_cost'][str(lim)]:.4g}" for lim in ls.limits)
             + (f" (cached: {truth['cached']})" if "cached" in truth else ""), flush=True)
-        entry["searchers"] = quality(ls, optimum)
+        lookup = None
+        if ARGS.lookup and scores is not None and ls.objective.kind != "exact":  # exact-tiny is a table already
+            lookup = table_objective(ls.space, ls.space.enumerate_encoded(), scores, f"{ls.name} (exhaustive table)",
+                                     truth.get("cached", "exhaustive scores"), ls.objective.kind)
+        entry["lookup"] = lookup is not None
+        entry["searchers"] = quality(ls, optimum, lookup)
         if not ARGS.skip_hypervolume:
-            entry["hypervolume"] = hv = hypervolumes(ls, np.asarray(truth["front_scores"]), np.asarray(truth["front_costs"]))
+            entry["hypervolume"] = hv = hypervolumes(ls, np.asarray(truth["front_scores"]), np.asarray(truth["front_costs"]),
+                                                     lookup or ls.objective)
             print("  hypervolume ratio: " + ", ".join(f"{k} {v['ratio']:.4f}" for k, v in hv["runs"].items()), flush=True)
         out["landscapes"][ls.name] = entry
     if not ARGS.skip_elastic:
@@ -341,13 +384,16 @@ def main() -> None:
 
 def print_tables(out: dict) -> None:
     """Markdown tables (pasted into docs/search.md)."""
-    print("\n| landscape | searcher | " + " | ".join(["budget: hits, mean / max regret"] * 1) + " | s / search | evals/s |")
-    print("| --- | --- | --- | --- | --- |")
     for name, e in out["landscapes"].items():
+        lims = list(next(iter(e["searchers"].values()))["per_budget"]) if e["searchers"] else []
+        print(f"\n{name} ({e['unit']}; hits, mean / max regret)\n\n| searcher | " + " | ".join(lims)
+              + " | CPU s / search | evals / CPU s |\n| --- |" + " --- |" * (len(lims) + 2))
         for s, q in e["searchers"].items():
-            cells = "; ".join(f"{lim}: {v['hits']}/{q['seeds']}, {v['mean_regret']:.4f} / {v['max_regret']:.4f}"
-                              for lim, v in q["per_budget"].items())
-            print(f"| {name} | {s} | {cells} | {q['seconds_per_search']:.2f} | {q['evaluations_per_s']:,.0f} |")
+            cells = " | ".join(f"{v['hits']}/{q['seeds']}, {v['mean_regret']:.4f} / {v['max_regret']:.4f}"
+                               for v in q["per_budget"].values())
+            print(f"| {s} | {cells} | {q['cpu_seconds_per_search']:.2f} | {q['evaluations_per_cpu_s']:,.0f} |")
+        if "hypervolume" in e:
+            print("\nhypervolume ratio: " + ", ".join(f"{k} {v['ratio']:.4f}" for k, v in e["hypervolume"]["runs"].items()))
     if "elastic" in out:
         print("\n| elastic landscape | searcher | mean gap " + " / ".join(f"{x:g} G" for x in out["elastic"]["limits"])
               + " | max gap |")

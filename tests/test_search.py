@@ -403,3 +403,22 @@ def test_cli_search_errors(tmp_path):
     Predictor(ORIGINAL, "ridge").fit(enc, synthetic_ap(ORIGINAL, enc)).save(tmp_path / "p")
     assert_one_line_error(run_cli("search", "--max-macs", "3", "--space", "litepose-elastic", "--predictor",
                                   tmp_path / "p"), 2, "refit the predictor")
+
+
+def test_problem_log_grows_without_losing_rows_and_hands_out_stable_views():
+    """The log grows by doubling: every scored row is kept in order, and a view taken before a
+    reallocation still holds what it held (results keep their evaluated rows)."""
+    from litepose_nas.search.problem import Problem
+
+    problem = Problem(ORIGINAL, Objective("ap", lambda e: synthetic_ap(ORIGINAL, e)), macs_constraint(ORIGINAL, 4.0))
+    batches = [ORIGINAL.sample_encoded(seed, n) for seed, n in enumerate((5, 1500, 700, 3000))]
+    early = None
+    for i, b in enumerate(batches):
+        problem.score(b)
+        if i == 0:
+            early = problem.log()
+    enc, scores, costs = problem.log()
+    assert np.array_equal(enc, np.concatenate(batches)) and len(scores) == len(costs) == len(enc) == 5205
+    assert np.array_equal(early[0], batches[0]) and early[1].shape == (5,)
+    with pytest.raises(ValueError):
+        enc[0, 0] = 1  # read-only: a caller cannot corrupt the log

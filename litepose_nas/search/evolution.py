@@ -50,6 +50,7 @@ OPERATORS = ("mutate", "crossover", "grow", "local", "immigrant", "model")
 OPERATOR_FLOOR = 0.06  # every operator keeps this share: one that failed early may pay off later
 CREDIT_RATE = 0.3  # weight of the latest generation in an operator's credit
 MODEL_POOL = 1024  # mutants the model operator ranks per generation (cost model + surrogate only)
+SURROGATE_ROWS = 4096  # at most this many best rows fit the surrogate (a default search scores ~4,100)
 
 
 class OperatorCredit:
@@ -78,8 +79,13 @@ class OperatorCredit:
 def fit_surrogate(feat: Featurizer, enc: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     """Ridge regression of the upper half of the scores on one-hot features: the ``model``
     operator's surrogate. The upper half, because the surrogate only has to rank good
-    candidates, and a linear fit of the whole range is dominated by the poor ones."""
+    candidates, and a linear fit of the whole range is dominated by the poor ones. At most
+    ``SURROGATE_ROWS`` of them (the best), so that long runs do not slow down generation by
+    generation."""
     keep = y >= np.median(y)
+    if keep.sum() > SURROGATE_ROWS:  # long runs: the best rows only, so a generation's cost stays bounded
+        keep = np.zeros(len(y), dtype=bool)
+        keep[np.argpartition(-y, SURROGATE_ROWS - 1)[:SURROGATE_ROWS]] = True
     X = feat.transform(enc[keep]).astype(np.float64)
     return np.linalg.solve(X.T @ X + alpha * np.eye(X.shape[1]), X.T @ (y[keep] - y[keep].mean()))
 
