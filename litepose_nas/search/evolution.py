@@ -2,7 +2,7 @@
 archive shared across budget limits.
 
 Each generation keeps the best ``parent_ratio`` of the population as parents and refills it
-with children drawn by six operators (:mod:`.operators`):
+with children drawn by five operators (:mod:`.operators`):
 
 - ``mutate``: resample each variable choice of a parent with probability ``mutate_prob``;
 - ``crossover``: uniform crossover of two parents;
@@ -10,16 +10,11 @@ with children drawn by six operators (:mod:`.operators`):
   the best subnet sits on the budget's boundary when accuracy grows with size, not otherwise;
 - ``local``: the one-choice neighbours of the two best parents (then two-choice ones), which
   finishes a search in the optimum's basin;
-- ``immigrant``: random feasible architectures (half of them grown), which keeps exploring;
-- ``model``: ``MODEL_POOL`` mutants per generation, costed but not scored, ranked by a ridge
-  surrogate (:func:`fit_surrogate`) of the scores so far; the best-ranked new ones are scored.
-  The predictor landscapes are close to additive in the one-hot choices, so the surrogate finds
-  isolated optima a few choices away from the population's family, which mutation reaches
-  rarely (the 400 ms optimum of the ``smooth`` landscape: 4-5 of 10 seeds without it).
+- ``immigrant``: random feasible architectures (half of them grown), which keeps exploring.
 
 How many children each operator makes is *adaptive* (probability matching): an operator earns
 credit when its children enter the next parent set or raise the best score, and its share
-follows its recent credit (at least ``OPERATOR_FLOOR`` each). Growth is one operator among six
+follows its recent credit (at least ``OPERATOR_FLOOR`` each). Growth is one operator among five
 because it helps only where accuracy grows with size: on a landscape where the best subnet lies
 inside a loose budget, growing every child (the previous scheme) made the search no better than
 random (issue 19). After ``restart_after`` generations without improvement the population
@@ -39,18 +34,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..predictors.features import Featurizer
 from .operators import (  # noqa: F401  (grow_to_limit, mutate_rows: public helpers used by tests)
     MAX_REJECTION_ROUNDS, SeenRows, feasible_children, grow_to_limit, mutate_rows, neighbours,
 )
 from .problem import Problem, SearchBudget
 from .result import SearchResult
 
-OPERATORS = ("mutate", "crossover", "grow", "local", "immigrant", "model")
+OPERATORS = ("mutate", "crossover", "grow", "local", "immigrant")
 OPERATOR_FLOOR = 0.06  # every operator keeps this share: one that failed early may pay off later
 CREDIT_RATE = 0.3  # weight of the latest generation in an operator's credit
-MODEL_POOL = 1024  # mutants the model operator ranks per generation (cost model + surrogate only)
-SURROGATE_ROWS = 4096  # at most this many best rows fit the surrogate (a default search scores ~4,100)
 
 
 class OperatorCredit:
@@ -74,20 +66,6 @@ class OperatorCredit:
             mine = origin == i
             if mine.any():
                 self.quality[i] = (1 - self.rate) * self.quality[i] + self.rate * (float(reward[mine].mean()) + 1e-3)
-
-
-def fit_surrogate(feat: Featurizer, enc: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """Ridge regression of the upper half of the scores on one-hot features: the ``model``
-    operator's surrogate. The upper half, because the surrogate only has to rank good
-    candidates, and a linear fit of the whole range is dominated by the poor ones. At most
-    ``SURROGATE_ROWS`` of them (the best), so that long runs do not slow down generation by
-    generation."""
-    keep = y >= np.median(y)
-    if keep.sum() > SURROGATE_ROWS:  # long runs: the best rows only, so a generation's cost stays bounded
-        keep = np.zeros(len(y), dtype=bool)
-        keep[np.argpartition(-y, SURROGATE_ROWS - 1)[:SURROGATE_ROWS]] = True
-    X = feat.transform(enc[keep]).astype(np.float64)
-    return np.linalg.solve(X.T @ X + alpha * np.eye(X.shape[1]), X.T @ (y[keep] - y[keep].mean()))
 
 
 def archive_elite(problem: Problem, limit: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +99,6 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
     seeds = problem.check_possible(limit, rng)
     names = [o for o in OPERATORS if budget.grow or o != "grow"] if adaptive else ["mutate", "crossover"]
     credit = OperatorCredit(names)
-    feat = Featurizer(space)
 
     def grown(rows: np.ndarray, share: float) -> np.ndarray:
         """Grow the first ``share`` of ``rows`` towards the budget (cost model only)."""
@@ -198,20 +175,7 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
         def immigrant(n: int, round_: int) -> np.ndarray:
             return grown(draw_random(n), 0.5)
 
-        def model(n: int, round_: int) -> np.ndarray:
-            # many cheap mutants ranked once per generation by a linear surrogate of the scores
-            # (one cost call, no evaluation); each call takes the best-ranked ones not scored yet
-            if not model_pool:
-                cand = mutate_rows(space, pick(MODEL_POOL), rng, budget.mutate_prob * (1 + 2 * rng.random()))
-                cand = cand[problem.feasible(cand, limit)[0]]
-                w = fit_surrogate(feat, *problem.log()[:2])
-                model_pool.append(cand[np.argsort(-(feat.transform(cand) @ w))])
-            head, model_pool[0] = model_pool[0][: 4 * n], model_pool[0][4 * n:]
-            return head[seen.new_mask(head)][:n]
-
-        model_pool: list[np.ndarray] = []
-        makers = {"mutate": mutate, "crossover": crossover, "grow": grow, "local": local, "immigrant": immigrant,
-                  "model": model}
+        makers = {"mutate": mutate, "crossover": crossover, "grow": grow, "local": local, "immigrant": immigrant}
         children, child_costs, origin = feasible_children(problem, [makers[o] for o in names], counts, limit, seen)
         child_scores = problem.score(children, child_costs) if len(children) else np.zeros(0)
         pop = np.concatenate([parents, children])
