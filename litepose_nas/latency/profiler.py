@@ -127,12 +127,12 @@ class _Partial:
         if path.exists():
             not_progress = (f"{path}: not a profiler progress file; delete it to start again "
                             "or choose another --out")
-            from ..io import read_text_bounded
+            from ..io import read_bytes_bounded
 
             try:
-                lines = read_text_bounded(path, "progress file", TableError).splitlines()
-            except TableError as exc:
-                raise TableError(not_progress if "not a text file" in str(exc) else str(exc)) from None
+                lines = read_bytes_bounded(path, "progress file", TableError).decode("utf-8").splitlines()
+            except UnicodeDecodeError:
+                raise TableError(not_progress) from None
             parsed = []
             for line in lines:
                 try:

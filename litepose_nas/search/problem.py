@@ -74,38 +74,6 @@ def as_budget(budget: SearchBudget | int | dict | None) -> SearchBudget:
     raise InputError(f"budget must be a SearchBudget, a dict or a number of evaluations, got {type(budget).__name__}")
 
 
-class GrowingRows:
-    """Parallel arrays grown by doubling: the evolution reads the whole log every generation
-    (its surrogate), which re-concatenating the batches made quadratic in long runs."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self._arrays: list[np.ndarray] = []
-
-    def append(self, *parts: np.ndarray) -> None:
-        parts = [np.asarray(p) for p in parts]
-        k = len(parts[0])
-        if not self._arrays:
-            self._arrays = [np.empty((max(k, 1024),) + p.shape[1:], dtype=p.dtype) for p in parts]
-        elif self.n + k > len(self._arrays[0]):
-            size = max(2 * len(self._arrays[0]), self.n + k)
-            grown = []
-            for a in self._arrays:
-                b = np.empty((size,) + a.shape[1:], dtype=a.dtype)
-                b[: self.n] = a[: self.n]
-                grown.append(b)
-            self._arrays = grown  # views handed out before keep the old buffers
-        for a, p in zip(self._arrays, parts):
-            a[self.n: self.n + k] = p
-        self.n += k
-
-    def view(self) -> tuple[np.ndarray, ...]:
-        out = tuple(a[: self.n] for a in self._arrays)
-        for a in out:
-            a.flags.writeable = False
-        return out
-
-
 class Problem:
     """The objective and constraints over one space, plus a log of every scored candidate.
 
@@ -118,7 +86,9 @@ class Problem:
         self.objective = objective
         self.constraints = as_constraints(constraints)
         self.primary = self.constraints[0]
-        self._log = GrowingRows()
+        self._enc: list[np.ndarray] = []
+        self._scores: list[np.ndarray] = []
+        self._costs: list[np.ndarray] = []
         self.evaluations = 0
 
     # ------------------------------------------------------------------ vectorized checks
@@ -140,17 +110,17 @@ class Problem:
         if costs is None:
             costs = self.costs(enc)
         scores = self.objective(enc)
-        self._log.append(enc.astype(np.int64, copy=False), np.asarray(scores, dtype=np.float64),
-                         np.asarray(costs, dtype=np.float64))
+        self._enc.append(enc)
+        self._scores.append(scores)
+        self._costs.append(costs)
         self.evaluations += len(enc)
         return scores
 
     def log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every scored row so far (encoded, score, costs), in scoring order; read-only views."""
-        if not self._log.n:
+        if not self._enc:
             return (np.zeros((0, self.space.num_dimensions), dtype=np.int64), np.zeros(0),
                     np.zeros((0, len(self.constraints))))
-        return self._log.view()
+        return np.concatenate(self._enc), np.concatenate(self._scores), np.concatenate(self._costs)
 
     # ------------------------------------------------------------------ impossible budgets
     def check_possible(self, primary_limit: float, rng: np.random.Generator, probe: int = 2048) -> np.ndarray:
