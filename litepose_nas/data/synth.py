@@ -502,11 +502,18 @@ def _run(jobs: list, workers: int, progress: bool) -> list:
     try:
         if workers and workers > 1:
             import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            with mp.get_context("spawn" if os.name == "nt" else "fork").Pool(workers, initializer=_pool_init) as pool:
-                for r in pool.imap_unordered(_render_to_file, jobs, chunksize=8):
-                    results.append(r)
-                    bar.update(1)
+            # A forkserver/spawn child starts without the parent's threads (torch, cv2, tqdm), so no lock
+            # copied mid-use can deadlock it, and a worker that dies raises BrokenProcessPool instead of
+            # leaving the pool waiting forever (seen with fork).
+            context = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+            chunks = [jobs[i:i + 8] for i in range(0, len(jobs), 8)]
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_init) as pool:
+                for done in as_completed([pool.submit(_render_chunk, chunk) for chunk in chunks]):
+                    rendered = done.result()
+                    results.extend(rendered)
+                    bar.update(len(rendered))
         else:
             for job in jobs:
                 results.append(_render_to_file(job))
@@ -514,6 +521,10 @@ def _run(jobs: list, workers: int, progress: bool) -> list:
     finally:
         bar.close()
     return results
+
+
+def _render_chunk(jobs: list) -> list:
+    return [_render_to_file(job) for job in jobs]
 
 
 def _pool_init() -> None:
