@@ -99,6 +99,14 @@ def _plot(curves: dict[str, list[dict]], path: str, title: str) -> None:
     os.replace(tmp, path)
 
 
+def data_preset(data: Path) -> str | None:
+    """The preset an existing synthetic set was generated with (its ``synth.json``), else None."""
+    try:
+        return json.loads((Path(data) / "synth.json").read_text()).get("preset")
+    except (OSError, ValueError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/learning")
@@ -216,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     report = {
-        "space": args.space, "preset": None if args.data else args.preset, "resolution": args.resolution, "batch_size": args.batch_size, "lr": args.lr,
+        "space": args.space, "preset": data_preset(data) if args.data else args.preset, "resolution": args.resolution, "batch_size": args.batch_size, "lr": args.lr,
         "minutes": args.minutes, "ae_weight": args.ae_weight, "push_loss": args.push_loss, "tag_cost": args.tag_cost, "threads_per_job": threads, "parallel": args.parallel, "data": str(data),
         "train_images": args.images - max(1, round(args.images * 0.1)), "val_images": args.val_images,
         "seconds_per_step": per_step, "planned_steps": steps, "wall_s": round(wall, 1),

@@ -263,16 +263,17 @@ def quality(ls: Landscape, optimum: dict[float, float], lookup: Objective | None
             runs.append((r.evaluations, wall, cpu))
             for b in r.best:
                 regrets[b.limit].append(max(optimum[b.limit] - b.score, 0.0))
-        if lookup is not None:  # time the real thing
-            n_speed = min(ARGS.speed_seeds, 1 if algo == "optuna" else n_seeds)
-            runs = []
+        timed_with = "lookup" if lookup is not None else "objective"
+        n_speed = min(ARGS.speed_seeds, 1 if algo == "optuna" else n_seeds)
+        if lookup is not None and n_speed > 0:  # time the real thing
+            runs, timed_with = [], "objective"
             for seed in range(n_speed):
                 r, wall, cpu = timed_search(ls, ls.objective, budget, algo, seed)
                 runs.append((r.evaluations, wall, cpu))
         evals, wall, cpu = (float(np.sum(x)) for x in zip(*runs))
         n_timed = len(runs)
         res[name] = {
-            "seeds": n_seeds, "timed_seeds": n_timed, "timed_with": "objective",
+            "seeds": n_seeds, "timed_seeds": n_timed, "timed_with": timed_with,
             "evaluations_per_search": evals / n_timed, "seconds_per_search": wall / n_timed,
             "cpu_seconds_per_search": cpu / n_timed, "evaluations_per_s": evals / wall,
             "evaluations_per_cpu_s": evals / cpu, "load": load(),

@@ -159,7 +159,9 @@ def test_evolution_finds_the_optimum_inside_a_loose_budget(exhaustive):
         # the benchmark's hit: regret <= 1e-6 (near-ties at the peak count)
         assert [b.score for b in r.best] == pytest.approx(optimum, abs=1e-6)
     ops = [h["operators"] for h in r.history if "operators" in h]
-    assert {k for o in ops for k, v in o.items() if v} == {"mutate", "crossover", "grow", "local", "immigrant"}
+    from litepose_nas.search.evolution import OPERATORS
+
+    assert {k for o in ops for k, v in o.items() if v} == set(OPERATORS)
 
 
 def test_evolution_finds_the_optimum_of_a_bumpy_non_monotone_landscape():
@@ -389,7 +391,7 @@ def test_cli_search_errors(tmp_path):
                                   tmp_path / "p"), 2, "refit the predictor")
 
 
-def test_problem_log_keeps_every_row_and_hands_out_stable_copies():
+def test_problem_log_keeps_every_row_and_hands_out_stable_read_only_arrays():
     """Every scored row is kept in order, and a log taken earlier still holds what it held
     (results keep their evaluated rows)."""
     from litepose_nas.search.problem import Problem
@@ -404,5 +406,81 @@ def test_problem_log_keeps_every_row_and_hands_out_stable_copies():
     enc, scores, costs = problem.log()
     assert np.array_equal(enc, np.concatenate(batches)) and len(scores) == len(costs) == len(enc) == 5205
     assert np.array_equal(early[0], batches[0]) and early[1].shape == (5,)
-    enc[0, 0] = 1 - enc[0, 0]  # a copy: a caller cannot corrupt the log
-    assert np.array_equal(problem.log()[0], np.concatenate(batches))
+    with pytest.raises(ValueError):
+        enc[0, 0] = 1 - enc[0, 0]  # read-only: a caller cannot corrupt the log
+    batches[0][0, 0] = 1 - batches[0][0, 0]  # nor can the caller of score() through its own array
+    assert not np.array_equal(problem.log()[0], np.concatenate(batches))
+
+
+def test_shrink_repairs_rows_over_the_budget_and_grow_refills_it(elastic_objective):
+    from litepose_nas.search.operators import grow_to_limit, shrink_to_limit
+    from litepose_nas.search.problem import Problem
+
+    problem = Problem(ELASTIC, elastic_objective, [synthetic_latency(ELASTIC), macs_constraint(ELASTIC, 3.0)])
+    rows = ELASTIC.sample_encoded(3, 64)
+    ok_before, _ = problem.feasible(rows, 40.0)
+    assert (~ok_before).sum() > 10  # many random rows are over 40 ms or 3 G
+    fixed = shrink_to_limit(problem, rows, 40.0, np.random.default_rng(0))
+    ELASTIC.check_encoded(fixed)
+    ok, costs = problem.feasible(fixed, 40.0)
+    assert ok.mean() > 0.9
+    np.testing.assert_array_equal(fixed[ok_before], rows[ok_before])  # feasible rows are left alone
+    grown = grow_to_limit(problem, fixed[ok], 40.0, np.random.default_rng(0))
+    assert problem.feasible(grown, 40.0)[0].all()
+    assert problem.costs(grown)[:, 0].mean() > costs[ok, 0].mean()
+
+
+def test_pair_neighbours_are_every_two_choice_change():
+    from litepose_nas.search.operators import pair_neighbours
+
+    counts = ORIGINAL.choice_counts()
+    var = np.flatnonzero(counts > 1)
+    row = ORIGINAL.sample_encoded(0, 1)[0]
+    out = pair_neighbours(ORIGINAL, row, np.random.default_rng(0))
+    k = counts[var] - 1
+    expected = int((np.outer(k, k).sum() - (k * k).sum()) // 2)  # sum over pairs of (k_a - 1)(k_b - 1)
+    assert len(out) == expected == len(np.unique(out, axis=0))
+    assert ((out[:, var] != row[var]).sum(axis=1) == 2).all()
+    assert len(pair_neighbours(ORIGINAL, row, np.random.default_rng(0), limit=50)) == 50
+
+
+def test_density_ratio_rows_rank_the_good_rows_choices_first():
+    from litepose_nas.search.operators import density_ratio_rows
+
+    rng = np.random.default_rng(0)
+    rows = ORIGINAL.sample_encoded(1, 400)
+    good = rows[rows[:, 0] == 4]  # "good" = the highest resolution
+    other = rows[rows[:, 0] != 4]
+    out = density_ratio_rows(ORIGINAL, good, other, 200, rng)
+    ORIGINAL.check_encoded(out)
+    assert len(out) == 200 and (out[:, 0] == 4).mean() > 0.9
+    assert (out[:20, 0] == 4).all()  # best-ranked first
+
+
+def test_ridge_surrogate_ranks_an_additive_landscape():
+    from scipy.stats import kendalltau
+
+    from litepose_nas.search.surrogate import RidgeSurrogate
+
+    var = np.flatnonzero(ORIGINAL.choice_counts() > 1)
+    effect = [np.random.default_rng(d).random(ORIGINAL.choice_counts()[d]) for d in var]
+    enc = ORIGINAL.sample_encoded(2, 600)
+    y = sum(e[enc[:, d]] for e, d in zip(effect, var))
+    test = ORIGINAL.sample_encoded(3, 200)
+    truth = sum(e[test[:, d]] for e, d in zip(effect, var))
+    top = truth >= np.median(truth)  # it is fitted on the upper half: it must rank good candidates
+    pred = RidgeSurrogate(ORIGINAL).fit(enc, y).predict(test)
+    assert kendalltau(pred[top], truth[top])[0] > 0.8
+
+
+def test_search_log_is_shared_read_only(objective):
+    from litepose_nas.search.problem import Problem
+
+    problem = Problem(ORIGINAL, objective, [macs_constraint(ORIGINAL, 3.0)])
+    a, b = ORIGINAL.sample_encoded(0, 5), ORIGINAL.sample_encoded(1, 7)
+    problem.score(a), problem.score(b)
+    enc, scores, costs = problem.log()
+    np.testing.assert_array_equal(enc, np.concatenate([a, b]))
+    assert len(scores) == len(costs) == 12 and not enc.flags.writeable
+    with pytest.raises(ValueError):
+        scores[0] = 1.0

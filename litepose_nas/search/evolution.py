@@ -2,23 +2,30 @@
 archive shared across budget limits.
 
 Each generation keeps the best ``parent_ratio`` of the population as parents and refills it
-with children drawn by five operators (:mod:`.operators`):
+with children drawn by seven operators (:mod:`.operators`):
 
 - ``mutate``: resample each variable choice of a parent with probability ``mutate_prob``;
 - ``crossover``: uniform crossover of two parents;
-- ``grow``: a mutant pushed towards the budget through the cost model (:func:`grow_to_limit`);
-  the best subnet sits on the budget's boundary when accuracy grows with size, not otherwise;
-- ``local``: the one-choice neighbours of the two best parents (then two-choice ones), which
-  finishes a search in the optimum's basin;
-- ``immigrant``: random feasible architectures (half of them grown), which keeps exploring.
+- ``grow``: a mutant repaired if over the budget (:func:`shrink_to_limit`), then pushed towards
+  it (:func:`grow_to_limit`), so a change that overshoots is paid for by other choices; the best
+  subnet sits on the budget's boundary when accuracy grows with size, not otherwise;
+- ``local``: the feasible one-choice neighbours of the two best parents, which finishes a search
+  in the optimum's basin;
+- ``immigrant``: random feasible architectures (half of them grown), which keeps exploring;
+- ``density``: the best rows' choices recombined and ranked by the density ratio of good to
+  other rows (:func:`density_ratio_rows`, TPE's rule): reaches optima in another basin;
+- ``model``: ``MODEL_POOL`` mutants per generation, costed but not scored, ranked by a ridge
+  surrogate of the scores so far (:class:`.surrogate.RidgeSurrogate`); the best-ranked new ones
+  are scored.
 
 How many children each operator makes is *adaptive* (probability matching): an operator earns
 credit when its children enter the next parent set or raise the best score, and its share
-follows its recent credit (at least ``OPERATOR_FLOOR`` each). Growth is one operator among five
+follows its recent credit (at least ``OPERATOR_FLOOR`` each). Growth is one operator among seven
 because it helps only where accuracy grows with size: on a landscape where the best subnet lies
 inside a loose budget, growing every child (the previous scheme) made the search no better than
-random (issue 19). After ``restart_after`` generations without improvement the population
-restarts from the best parent and fresh immigrants.
+random (issue 19). After ``restart_after`` generations without improvement the best row is
+*polished* (every feasible one- and two-choice neighbour scored, :func:`pair_neighbours`); if
+that does not help either, the population restarts from the best parent and fresh immigrants.
 
 Budget limits are searched from the tightest up with one archive: a looser limit starts from
 the best architectures already scored that meet it (free: no new evaluations), and nothing is
@@ -35,12 +42,16 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .operators import (  # noqa: F401  (grow_to_limit, mutate_rows: public helpers used by tests)
-    MAX_REJECTION_ROUNDS, SeenRows, feasible_children, grow_to_limit, mutate_rows, neighbours,
+    MAX_REJECTION_ROUNDS, SeenRows, density_ratio_rows, feasible_children, grow_to_limit, mutate_rows, neighbours,
+    pair_neighbours, shrink_to_limit,
 )
 from .problem import Problem, SearchBudget
 from .result import SearchResult
+from .surrogate import RidgeSurrogate
 
-OPERATORS = ("mutate", "crossover", "grow", "local", "immigrant")
+OPERATORS = ("mutate", "crossover", "grow", "local", "immigrant", "density", "model")
+MODEL_POOL = 1024  # mutants the model operator ranks per generation (cost model + surrogate only)
+GOOD_SHARE = 0.15  # the density operator's "good" rows: this share of the best scored under the limit
 OPERATOR_FLOOR = 0.06  # every operator keeps this share: one that failed early may pay off later
 CREDIT_RATE = 0.3  # weight of the latest generation in an operator's credit
 
@@ -99,6 +110,7 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
     seeds = problem.check_possible(limit, rng)
     names = [o for o in OPERATORS if budget.grow or o != "grow"] if adaptive else ["mutate", "crossover"]
     credit = OperatorCredit(names)
+    surrogate = RidgeSurrogate(space)
 
     def grown(rows: np.ndarray, share: float) -> np.ndarray:
         """Grow the first ``share`` of ``rows`` towards the budget (cost model only)."""
@@ -131,11 +143,17 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
     history.append({"limit": limit, "generation": 0, "evaluations": problem.evaluations, "best": best,
                     "mean": float(scores.mean())})
     stale = restarts = empty = 0
+    polished: set[int] = set()
     for gen in range(1, budget.generations + 1):
         order = np.argsort(-scores, kind="stable")[:n_parents]
         parents, parent_scores = pop[order], scores[order]
         restart = adaptive and stale >= budget.restart_after
-        if restart:  # stuck: keep the best, explore from fresh immigrants
+        polish = restart and int(seen.keys(parents[:1])[0]) not in polished
+        if polish:  # stuck: first score every feasible one- and two-choice neighbour of the best
+            counts = np.zeros(len(names), dtype=np.int64)
+            counts[names.index("local")] = n_children
+            restart = False
+        elif restart:  # stuck in a polished optimum: keep the best, explore from fresh immigrants
             parents, parent_scores = parents[:1], parent_scores[:1]
             counts = np.zeros(len(names), dtype=np.int64)
             counts[names.index("immigrant")] = n_children
@@ -160,23 +178,57 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
             return rows if adaptive else grown(rows, 1.0)
 
         def grow(n: int, round_: int) -> np.ndarray:
-            return grow_to_limit(problem, mutate_rows(space, pick(n), rng, budget.mutate_prob), limit, rng)
+            # a mutant over the budget is repaired, then every mutant grows: trades across the boundary
+            mutants = shrink_to_limit(problem, mutate_rows(space, pick(n), rng, budget.mutate_prob), limit, rng)
+            return grow_to_limit(problem, mutants, limit, rng)
 
         def local(n: int, round_: int) -> np.ndarray:
             if not local_pool:
-                local_pool.append(neighbours(space, parents[:2], rng))
+                near = neighbours(space, parents[:1 if polish else 2], rng)
+                if polish:
+                    near = np.concatenate([near, pair_neighbours(space, parents[0], rng)])
+                # only feasible ones: an infeasible neighbour is never scored, so it would come back
+                # at every call and crowd out the feasible ones behind it
+                local_pool.append(near[problem.feasible(near, limit)[0]])
             near = local_pool[0][seen.new_mask(local_pool[0])]
-            if len(near) >= n:
+            if len(near) >= n or polish:
                 return near[:n]
-            v = max(1, int((space.choice_counts() > 1).sum()))  # then mostly two-choice moves
+            v = max(1, int((space.choice_counts() > 1).sum()))  # then random, mostly two-choice moves
             return np.concatenate([near, mutate_rows(space, parents[rng.integers(min(2, len(parents)), size=n)],
                                                      rng, 1.5 / v)])
 
         def immigrant(n: int, round_: int) -> np.ndarray:
             return grown(draw_random(n), 0.5)
 
-        makers = {"mutate": mutate, "crossover": crossover, "grow": grow, "local": local, "immigrant": immigrant}
+        def model(n: int, round_: int) -> np.ndarray:
+            # many cheap mutants ranked once per generation by a surrogate of the scores so far
+            # (one cost call, no evaluation); each call takes the best-ranked ones not scored yet
+            if not model_pool:
+                cand = mutate_rows(space, pick(MODEL_POOL), rng, budget.mutate_prob * (1 + 2 * rng.random()))
+                cand = cand[problem.feasible(cand, limit)[0]]
+                surrogate.fit(*problem.log()[:2])
+                model_pool.append(cand[np.argsort(-surrogate.predict(cand), kind="stable")])
+            head, model_pool[0] = model_pool[0][: 4 * n], model_pool[0][4 * n:]
+            return head[seen.new_mask(head)][:n]
+
+        def density(n: int, round_: int) -> np.ndarray:
+            # choices of the best rows under this limit, recombined and ranked by l(x) / g(x)
+            if not density_split:
+                enc, sc, co = problem.log()
+                ok = np.all(co <= problem.limits(limit), axis=1)
+                enc, sc = enc[ok], sc[ok]
+                order = np.argsort(-sc, kind="stable")
+                n_good = max(2, int(len(order) * GOOD_SHARE))
+                density_split.append((enc[order[:n_good]], enc[order[n_good:]]))
+            return density_ratio_rows(space, *density_split[0], max(8 * n, 64), rng)
+
+        model_pool: list[np.ndarray] = []
+        density_split: list[tuple[np.ndarray, np.ndarray]] = []
+        makers = {"mutate": mutate, "crossover": crossover, "grow": grow, "local": local, "immigrant": immigrant,
+                  "density": density, "model": model}
         children, child_costs, origin = feasible_children(problem, [makers[o] for o in names], counts, limit, seen)
+        if polish and (origin == names.index("local")).sum() < n_children:  # neighbourhood used up (mutants filled in)
+            polished.add(int(seen.keys(parents[:1])[0]))
         child_scores = problem.score(children, child_costs) if len(children) else np.zeros(0)
         pop = np.concatenate([parents, children])
         scores = np.concatenate([parent_scores, child_scores])

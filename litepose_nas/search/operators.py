@@ -89,6 +89,50 @@ def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.rand
     return rows
 
 
+def shrink_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.random.Generator,
+                    rounds: int | None = None) -> np.ndarray:
+    """Repair rows over the budget: random single-choice changes that reduce their excess over the
+    limits (summed relative excess, so a secondary cap counts too) are kept until the row fits.
+    With :func:`grow_to_limit` after it, a mutation that overshoots (a higher resolution, say)
+    is paid for by shrinking other choices instead of being thrown away: the trades a budget
+    forces are reachable in one step."""
+    space = problem.space
+    counts = space.choice_counts()
+    variable = np.flatnonzero(counts > 1)
+    rows = np.array(rows, dtype=np.int64)
+    if not len(rows) or not len(variable):
+        return rows
+    depth_dims = np.array([d.kind == "depth" for d in space.dimensions])
+    caps = problem.limits(limit)
+
+    def excess(c: np.ndarray) -> np.ndarray:
+        return np.maximum(c / caps - 1.0, 0.0).sum(axis=1)
+
+    over = excess(problem.costs(rows))
+    v = len(variable)
+    tries = min(GROW_TRIES, v)
+    for _ in range(rounds or 4 * -(-v // tries)):
+        at = np.flatnonzero(over > 0)
+        if not len(at):
+            break
+        rep = np.repeat(at, tries)
+        dim = variable[rng.integers(v, size=len(rep))]
+        shift = (rng.random(len(rep)) * (counts[dim] - 1)).astype(np.int64) + 1
+        trial = rows[rep]
+        i = np.arange(len(rep))
+        active = trial[i, dim] >= 0
+        trial[i, dim] = np.where(active, (trial[i, dim] + shift) % counts[dim], trial[i, dim])
+        if depth_dims[dim].any():
+            trial = space.canonicalize(trial, rng)
+        t_over = excess(problem.costs(trial))
+        good = (active & (t_over < over[rep])).reshape(len(at), tries)
+        pick = np.argmax(good + rng.random(good.shape) * 0.5, axis=1)
+        moved = good[np.arange(len(at)), pick]
+        chosen = np.arange(len(at)) * tries + pick
+        rows[at[moved]], over[at[moved]] = trial[chosen[moved]], t_over[chosen[moved]]
+    return rows
+
+
 def neighbours(space, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Every row differing from one of ``rows`` in exactly one active variable choice, the
     neighbours of ``rows[0]`` first (local search scores the best architecture's first)."""
@@ -183,3 +227,56 @@ def feasible_children(problem: Problem, makers: Sequence[Callable[[int, int], np
         return (np.zeros((0, problem.space.num_dimensions), dtype=np.int64), np.zeros((0, len(problem.constraints))),
                 np.zeros(0, dtype=np.int64))
     return np.concatenate(rows), np.concatenate(costs), np.concatenate(makers_of)
+
+
+def density_ratio_rows(space, good: np.ndarray, other: np.ndarray, n: int, rng: np.random.Generator,
+                       prior: float = 1.0) -> np.ndarray:
+    """``n`` rows drawn choice by choice from the choices of the ``good`` rows, best-ranked first
+    by the density ratio l(x) / g(x) of the good rows against the ``other`` ones (the
+    tree-structured Parzen estimator's rule with independent categorical choices, as in Optuna's
+    TPE sampler). Unlike mutation it can combine the good rows' choices into an architecture far
+    from every one of them, which is how an isolated optimum in another basin is reached.
+    """
+    counts = space.choice_counts()
+    variable = np.flatnonzero(counts > 1)
+    if not len(good):
+        return np.zeros((0, space.num_dimensions), dtype=np.int64)
+    rows = good[rng.integers(len(good), size=n)].copy()  # single-choice dims and layout from a good row
+    log_ratio = np.zeros(n)
+    for dim in variable:
+        k = int(counts[dim])
+        g_col, o_col = good[:, dim], other[:, dim] if len(other) else np.zeros(0, dtype=np.int64)
+        l = np.bincount(g_col[g_col >= 0], minlength=k) + prior / k
+        g = np.bincount(o_col[o_col >= 0], minlength=k) + prior / k
+        l, g = l / l.sum(), g / g.sum()
+        value = np.minimum(np.searchsorted(np.cumsum(l), rng.random(n) * (1 - 1e-12)), k - 1)
+        active = rows[:, dim] >= 0
+        rows[:, dim] = np.where(active, value, rows[:, dim])
+        log_ratio += np.where(active, np.log(l[value]) - np.log(g[value]), 0.0)
+    rows = space.canonicalize(rows, rng)
+    return rows[np.argsort(-log_ratio, kind="stable")]
+
+
+def pair_neighbours(space, row: np.ndarray, rng: np.random.Generator, limit: int = 2048) -> np.ndarray:
+    """Rows that change two active variable choices of ``row`` (every pair of values; a random
+    ``limit`` of them in a large space), in random order. Under a budget, the best subnet's
+    feasible neighbours trade one choice against another (a wider stage for a narrower head):
+    one-choice moves cannot make that trade, random two-choice mutations find it by luck."""
+    counts = space.choice_counts()
+    dims = np.flatnonzero((counts > 1) & (row >= 0))
+    a, b = np.triu_indices(len(dims), k=1)
+    a, b = dims[a], dims[b]
+    per_pair = (counts[a] - 1) * (counts[b] - 1)
+    total = int(per_pair.sum())
+    if total == 0:
+        return np.zeros((0, len(row)), dtype=np.int64)
+    pick = rng.permutation(total)[:limit]  # index into the flattened (pair, offset_a, offset_b) list
+    pair = np.searchsorted(np.cumsum(per_pair), pick, side="right")
+    within = pick - np.concatenate([[0], np.cumsum(per_pair)[:-1]])[pair]
+    off_a, off_b = within // (counts[b[pair]] - 1) + 1, within % (counts[b[pair]] - 1) + 1
+    cand = np.repeat(row[None, :], len(pick), axis=0)
+    at = np.arange(len(pick))
+    cand[at, a[pair]] = (row[a[pair]] + off_a) % counts[a[pair]]
+    cand[at, b[pair]] = (row[b[pair]] + off_b) % counts[b[pair]]
+    depth = np.array([d.kind == "depth" for d in space.dimensions])
+    return space.canonicalize(cand, rng) if depth[dims].any() else cand

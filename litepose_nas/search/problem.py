@@ -117,10 +117,18 @@ class Problem:
         return scores
 
     def log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every scored row, its score and costs, read-only (concatenated once per new batch:
+        several operators read it every generation)."""
         if not self._enc:
             return (np.zeros((0, self.space.num_dimensions), dtype=np.int64), np.zeros(0),
                     np.zeros((0, len(self.constraints))))
-        return np.concatenate(self._enc), np.concatenate(self._scores), np.concatenate(self._costs)
+        if len(self._enc) > 1 or self._enc[0].flags.writeable:
+            self._enc = [np.concatenate(self._enc)]  # a copy, also of a single batch (the caller's array)
+            self._scores = [np.concatenate(self._scores)]
+            self._costs = [np.concatenate(self._costs)]
+            for a in (self._enc[0], self._scores[0], self._costs[0]):
+                a.flags.writeable = False  # shared with every caller: nobody can corrupt the log
+        return self._enc[0], self._scores[0], self._costs[0]
 
     # ------------------------------------------------------------------ impossible budgets
     def check_possible(self, primary_limit: float, rng: np.random.Generator, probe: int = 2048) -> np.ndarray:
@@ -186,7 +194,7 @@ class Problem:
     # ------------------------------------------------------------------ result
     def result(self, algo: str, limits: Sequence[float], seed: int, budget: SearchBudget, history: list[dict],
                seconds: float, info: dict[str, Any] | None = None) -> SearchResult:
-        enc, scores, costs = self.log()
+        enc, scores, costs = (a.copy() for a in self.log())  # the result's own, writable arrays
         others_ok = np.all(costs[:, 1:] <= self.limits(0)[1:], axis=1) if len(enc) else np.zeros(0, dtype=bool)
         best = []
         for limit in sorted(limits):
