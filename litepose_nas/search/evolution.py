@@ -52,6 +52,7 @@ from .surrogate import RidgeSurrogate
 OPERATORS = ("mutate", "crossover", "grow", "local", "immigrant", "density", "model")
 MODEL_POOL = 1024  # mutants the model operator ranks per generation (cost model + surrogate only)
 GOOD_SHARE = 0.15  # the density operator's "good" rows: this share of the best scored under the limit
+DENSITY_ROWS = 4096  # at most this many good and other rows (long runs)
 OPERATOR_FLOOR = 0.06  # every operator keeps this share: one that failed early may pay off later
 CREDIT_RATE = 0.3  # weight of the latest generation in an operator's credit
 
@@ -215,11 +216,13 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
             # choices of the best rows under this limit, recombined and ranked by l(x) / g(x)
             if not density_split:
                 enc, sc, co = problem.log()
-                ok = np.all(co <= problem.limits(limit), axis=1)
-                enc, sc = enc[ok], sc[ok]
-                order = np.argsort(-sc, kind="stable")
-                n_good = max(2, int(len(order) * GOOD_SHARE))
-                density_split.append((enc[order[:n_good]], enc[order[n_good:]]))
+                ok = np.flatnonzero(np.all(co <= problem.limits(limit), axis=1))
+                n_good = min(max(2, int(len(ok) * GOOD_SHARE)), DENSITY_ROWS, len(ok))
+                split = np.argpartition(-sc[ok], n_good - 1) if 0 < n_good < len(ok) else np.arange(len(ok))
+                good, other = ok[split[:n_good]], ok[split[n_good:]]
+                if len(other) > DENSITY_ROWS:  # long runs: a random sample of the rest, bounded work per call
+                    other = rng.choice(other, DENSITY_ROWS, replace=False)
+                density_split.append((enc[np.sort(good)], enc[np.sort(other)]))
             return density_ratio_rows(space, *density_split[0], max(8 * n, 64), rng)
 
         model_pool: list[np.ndarray] = []

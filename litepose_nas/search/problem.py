@@ -86,9 +86,10 @@ class Problem:
         self.objective = objective
         self.constraints = as_constraints(constraints)
         self.primary = self.constraints[0]
-        self._enc: list[np.ndarray] = []
-        self._scores: list[np.ndarray] = []
-        self._costs: list[np.ndarray] = []
+        # the log: growing buffers (capacity doubles), so appending is amortized O(batch) even in
+        # runs 100x the default that read the log every generation
+        self._log = (np.zeros((0, space.num_dimensions), dtype=np.int64), np.zeros(0),
+                     np.zeros((0, len(self.constraints))))
         self.evaluations = 0
 
     # ------------------------------------------------------------------ vectorized checks
@@ -110,25 +111,23 @@ class Problem:
         if costs is None:
             costs = self.costs(enc)
         scores = self.objective(enc)
-        self._enc.append(enc)
-        self._scores.append(scores)
-        self._costs.append(costs)
-        self.evaluations += len(enc)
+        n, k = self.evaluations, len(enc)
+        if n + k > len(self._log[1]):
+            capacity = max(1024, 2 * (n + k))
+            self._log = tuple(np.concatenate([a[:n], np.zeros((capacity - n,) + a.shape[1:], dtype=a.dtype)])
+                              for a in self._log)
+        for buf, new in zip(self._log, (enc, scores, costs)):
+            buf[n:n + k] = new  # a copy: the caller's arrays stay theirs
+        self.evaluations += k
         return scores
 
     def log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every scored row, its score and costs, read-only (concatenated once per new batch:
-        several operators read it every generation)."""
-        if not self._enc:
-            return (np.zeros((0, self.space.num_dimensions), dtype=np.int64), np.zeros(0),
-                    np.zeros((0, len(self.constraints))))
-        if len(self._enc) > 1 or self._enc[0].flags.writeable:
-            self._enc = [np.concatenate(self._enc)]  # a copy, also of a single batch (the caller's array)
-            self._scores = [np.concatenate(self._scores)]
-            self._costs = [np.concatenate(self._costs)]
-            for a in (self._enc[0], self._scores[0], self._costs[0]):
-                a.flags.writeable = False  # shared with every caller: nobody can corrupt the log
-        return self._enc[0], self._scores[0], self._costs[0]
+        """Every scored row, its score and costs, as read-only views (rows appended later never
+        change a log taken earlier: they land past its end, or in a new buffer)."""
+        views = tuple(a[: self.evaluations] for a in self._log)
+        for v in views:
+            v.flags.writeable = False
+        return views
 
     # ------------------------------------------------------------------ impossible budgets
     def check_possible(self, primary_limit: float, rng: np.random.Generator, probe: int = 2048) -> np.ndarray:
