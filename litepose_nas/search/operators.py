@@ -42,6 +42,31 @@ def mutate_rows(space, rows: np.ndarray, rng: np.random.Generator, prob: float) 
     return space.canonicalize(rows, rng)
 
 
+def _single_choice_trials(space, rows: np.ndarray, at: np.ndarray, tries: int, depth_dims: np.ndarray,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tries`` copies of each row ``rows[at]``, each with one random variable choice changed:
+    (the row index of each copy, the copies, whether the changed slot was active)."""
+    counts = space.choice_counts()
+    variable = np.flatnonzero(counts > 1)
+    rep = np.repeat(at, tries)
+    dim = variable[rng.integers(len(variable), size=len(rep))]
+    shift = (rng.random(len(rep)) * (counts[dim] - 1)).astype(np.int64) + 1
+    trial = rows[rep]
+    i = np.arange(len(rep))
+    active = trial[i, dim] >= 0
+    trial[i, dim] = np.where(active, (trial[i, dim] + shift) % counts[dim], trial[i, dim])
+    if depth_dims[dim].any():
+        trial = space.canonicalize(trial, rng)  # a depth changed: blocks appear or vanish
+    return rep, trial, active
+
+
+def _pick_improving(good: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random improving try per row of ``good`` ([rows, tries]): whether the row has one, and the
+    index of the chosen try in the flattened trials (random keys, improving ones ranked first)."""
+    pick = np.argmax(good + rng.random(good.shape) * 0.5, axis=1)
+    return good[np.arange(len(good)), pick], np.arange(len(good)) * good.shape[1] + pick
+
+
 def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.random.Generator,
                   rounds: int | None = None) -> np.ndarray:
     """Push feasible rows towards the budget: random single-choice changes that raise the primary
@@ -69,21 +94,10 @@ def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.rand
         at = np.flatnonzero(fails < patience)
         if not len(at):
             break
-        rep = np.repeat(at, tries)
-        dim = variable[rng.integers(v, size=len(rep))]
-        shift = (rng.random(len(rep)) * (counts[dim] - 1)).astype(np.int64) + 1
-        trial = rows[rep]
-        i = np.arange(len(rep))
-        active = trial[i, dim] >= 0
-        trial[i, dim] = np.where(active, (trial[i, dim] + shift) % counts[dim], trial[i, dim])
-        if depth_dims[dim].any():  # a depth changed: blocks appear or vanish
-            trial = space.canonicalize(trial, rng)
+        rep, trial, active = _single_choice_trials(space, rows, at, tries, depth_dims, rng)
         t_ok, t_costs = problem.feasible(trial, limit)
         good = (t_ok & active & (t_costs[:, 0] > costs[rep, 0])).reshape(len(at), tries)
-        # a random improving try per row: random keys, improving ones ranked first
-        pick = np.argmax(good + rng.random(good.shape) * 0.5, axis=1)
-        grew = good[np.arange(len(at)), pick]
-        chosen = np.arange(len(at)) * tries + pick
+        grew, chosen = _pick_improving(good, rng)
         rows[at[grew]], costs[at[grew]] = trial[chosen[grew]], t_costs[chosen[grew]]
         fails[at] = np.where(grew, 0, fails[at] + 1)
     return rows
@@ -115,20 +129,10 @@ def shrink_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.ra
         at = np.flatnonzero(over > 0)
         if not len(at):
             break
-        rep = np.repeat(at, tries)
-        dim = variable[rng.integers(v, size=len(rep))]
-        shift = (rng.random(len(rep)) * (counts[dim] - 1)).astype(np.int64) + 1
-        trial = rows[rep]
-        i = np.arange(len(rep))
-        active = trial[i, dim] >= 0
-        trial[i, dim] = np.where(active, (trial[i, dim] + shift) % counts[dim], trial[i, dim])
-        if depth_dims[dim].any():
-            trial = space.canonicalize(trial, rng)
+        rep, trial, active = _single_choice_trials(space, rows, at, tries, depth_dims, rng)
         t_over = excess(problem.costs(trial))
         good = (active & (t_over < over[rep])).reshape(len(at), tries)
-        pick = np.argmax(good + rng.random(good.shape) * 0.5, axis=1)
-        moved = good[np.arange(len(at)), pick]
-        chosen = np.arange(len(at)) * tries + pick
+        moved, chosen = _pick_improving(good, rng)
         rows[at[moved]], over[at[moved]] = trial[chosen[moved]], t_over[chosen[moved]]
     return rows
 
