@@ -46,3 +46,10 @@ def test_space_info():
     text = run_cli("space", "info", "litepose-elastic")
     assert text.returncode == 0 and "architectures" in text.stdout
     assert_one_line_error(run_cli("space", "info", "nope"), 2, "nope", "shipped spaces")
+
+
+def test_an_output_option_refuses_an_option_like_value(tmp_path):
+    """`evaluate ... --json --quiet` once wrote its metrics to a file named "--quiet"."""
+    r = run_cli("evaluate", "--arch", "search-XS", "--data", tmp_path, "--json", "--quiet", cwd=tmp_path)
+    assert_one_line_error(r, 2, "--json", "'--quiet' looks like an option")
+    assert not (tmp_path / "--quiet").exists()

@@ -297,6 +297,20 @@ def _complete_trials(url: str, name: str):
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
+def _complete_trial_count(db: Path) -> int:
+    """Finished trials in a study file, read-only: opening the storage with Optuna while the worker
+    is still creating it raced with the worker's own schema creation ("table ... already exists")."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.OperationalError:  # the schema is not there yet, or the file is locked
+        return 0
+
+
 def test_optuna_resumes_after_kill(tmp_path):
     db = tmp_path / "study.db"
     url = f"sqlite:///{db}"
@@ -309,12 +323,8 @@ def test_optuna_resumes_after_kill(tmp_path):
         deadline = time.time() + 120
         while time.time() < deadline:
             time.sleep(0.5)
-            if db.exists():
-                try:
-                    if len(_complete_trials(url, "resume")) >= 8:
-                        break
-                except Exception:  # the study may not exist yet
-                    pass
+            if _complete_trial_count(db) >= 8:
+                break
             assert proc.poll() is None, proc.stderr.read().decode()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -41,6 +41,10 @@ def output_path(folder: bool = False):
     def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         from ..io import check_output_path
 
+        if value is not None and str(value).startswith("-"):
+            # `--json --quiet` would otherwise write the results to a file named "--quiet"
+            raise click.BadParameter(f"{value!r} looks like an option, not a {'folder' if folder else 'file'} name "
+                                     f"(write ./{value} for a name starting with '-')", ctx=ctx, param=param)
         if value is not None:
             try:
                 check_output_path(value, f"{param.opts[0]} {'folder' if folder else 'file'}", click.BadParameter,
