@@ -42,6 +42,12 @@ def mutate_rows(space, rows: np.ndarray, rng: np.random.Generator, prob: float) 
     return space.canonicalize(rows, rng)
 
 
+def _changeable(space, rows: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """A writable int64 copy of ``rows``, the number of variable choices and the depth-dimension mask."""
+    return (np.array(rows, dtype=np.int64), int((space.choice_counts() > 1).sum()),
+            np.array([d.kind == "depth" for d in space.dimensions]))
+
+
 def _single_choice_trials(space, rows: np.ndarray, at: np.ndarray, tries: int, depth_dims: np.ndarray,
                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``tries`` copies of each row ``rows[at]``, each with one random variable choice changed:
@@ -75,18 +81,14 @@ def grow_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.rand
     frees budget (a lower resolution, say) spend it elsewhere instead of being judged half-empty.
     """
     space = problem.space
-    counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
-    rows = np.array(rows, dtype=np.int64)
-    if not len(rows) or not len(variable):
+    rows, v, depth_dims = _changeable(space, rows)
+    if not len(rows) or not v:
         return rows
-    depth_dims = np.array([d.kind == "depth" for d in space.dimensions])
     ok, costs = problem.feasible(rows, limit)
     # Each round tries `tries` random single-choice changes per row in one cost call (the cost
     # model's overhead is per call) and keeps a random one among those that grow the row. Only
     # rows still growing are costed: an infeasible row never grows, and one whose changes all
     # failed for `patience` rounds is (nearly) maximal.
-    v = len(variable)
     tries = min(GROW_TRIES, v)
     patience = max(1, -(-v // tries))
     fails = np.where(ok, 0, patience)
@@ -111,19 +113,15 @@ def shrink_to_limit(problem: Problem, rows: np.ndarray, limit: float, rng: np.ra
     is paid for by shrinking other choices instead of being thrown away: the trades a budget
     forces are reachable in one step."""
     space = problem.space
-    counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
-    rows = np.array(rows, dtype=np.int64)
-    if not len(rows) or not len(variable):
+    rows, v, depth_dims = _changeable(space, rows)
+    if not len(rows) or not v:
         return rows
-    depth_dims = np.array([d.kind == "depth" for d in space.dimensions])
     caps = problem.limits(limit)
 
     def excess(c: np.ndarray) -> np.ndarray:
         return np.maximum(c / caps - 1.0, 0.0).sum(axis=1)
 
     over = excess(problem.costs(rows))
-    v = len(variable)
     tries = min(GROW_TRIES, v)
     for _ in range(rounds or 4 * -(-v // tries)):
         at = np.flatnonzero(over > 0)
