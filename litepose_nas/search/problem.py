@@ -21,7 +21,7 @@ class SearchBudget:
 
     The original Lite Pose search used population 40, 40 generations, 25 % parents, half of the
     children by mutation (probability 0.1 per choice) and half by crossover. ``adaptive`` (the
-    default) draws children from five operators in adaptive shares, restarts after
+    default) draws children from seven operators in adaptive shares, restarts after
     ``restart_after`` generations without improvement and shares one archive across the budget
     limits (:mod:`.evolution`); ``grow`` enables its growth-towards-the-budget operator.
     ``adaptive=False`` is the previous fixed scheme (every child grown when ``grow``;
