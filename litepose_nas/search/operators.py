@@ -42,10 +42,14 @@ def mutate_rows(space, rows: np.ndarray, rng: np.random.Generator, prob: float) 
     return space.canonicalize(rows, rng)
 
 
+def _depth_mask(space) -> np.ndarray:
+    """True for the dimensions that are stage depths (changing one adds or removes blocks)."""
+    return np.array([d.kind == "depth" for d in space.dimensions])
+
+
 def _changeable(space, rows: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
     """A writable int64 copy of ``rows``, the number of variable choices and the depth-dimension mask."""
-    return (np.array(rows, dtype=np.int64), int((space.choice_counts() > 1).sum()),
-            np.array([d.kind == "depth" for d in space.dimensions]))
+    return np.array(rows, dtype=np.int64), int((space.choice_counts() > 1).sum()), _depth_mask(space)
 
 
 def _single_choice_trials(space, rows: np.ndarray, at: np.ndarray, tries: int, depth_dims: np.ndarray,
@@ -140,7 +144,7 @@ def neighbours(space, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     neighbours of ``rows[0]`` first (local search scores the best architecture's first)."""
     counts = space.choice_counts()
     variable = np.flatnonzero(counts > 1)
-    depth = np.array([d.kind == "depth" for d in space.dimensions])
+    depth = _depth_mask(space)
     out = []
     for row in np.atleast_2d(rows):
         dims = variable[row[variable] >= 0]
@@ -280,5 +284,4 @@ def pair_neighbours(space, row: np.ndarray, rng: np.random.Generator, limit: int
     at = np.arange(len(pick))
     cand[at, a[pair]] = (row[a[pair]] + off_a) % counts[a[pair]]
     cand[at, b[pair]] = (row[b[pair]] + off_b) % counts[b[pair]]
-    depth = np.array([d.kind == "depth" for d in space.dimensions])
-    return space.canonicalize(cand, rng) if depth[dims].any() else cand
+    return space.canonicalize(cand, rng) if _depth_mask(space)[dims].any() else cand
