@@ -1,6 +1,6 @@
 """Quickstart: search the original Lite Pose space for this CPU with the shipped predictor and table.
 
-    python examples/quickstart_search.py --out runs/quickstart            # 40 x 40 evolution
+    python examples/quickstart_search.py --out runs/quickstart            # 40 x 80 evolution
     python examples/quickstart_search.py --out runs/quickstart --fast     # a few seconds
 
 Same as ``litepose-nas search --space litepose --device x86-cpu-ort-2t --budgets ...``: the

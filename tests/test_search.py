@@ -110,11 +110,12 @@ def test_evolution_finds_optimum_of_small_problem(objective, exhaustive):
     rnd = search(ORIGINAL, objective, con, SearchBudget(), seed=0, algo="random")
     assert ex.best[0].score - evo.best[0].score < 0.01
     assert evo.best[0].score <= ex.best[0].score + 1e-12 and rnd.best[0].score <= ex.best[0].score + 1e-12
-    assert evo.evaluations == 40 + 40 * 30
+    budget = SearchBudget()
+    assert evo.evaluations == budget.population + budget.generations * 30  # 30 children per generation
 
 
 def test_evolution_finds_the_exhaustive_optimum_architecture(objective, exhaustive):
-    """The bench's quality target, in small: at the original budget, the exact optimum's architecture."""
+    """The bench's quality target, in small: at the default budget, the exact optimum's architecture."""
     con = macs_constraint(ORIGINAL, 2.0)
     optimum = exhaustive.best[0].encoded
     found = [search(ORIGINAL, objective, con, SearchBudget(), seed=s).best[0].encoded for s in range(2)]
@@ -481,6 +482,41 @@ def test_ridge_surrogate_ranks_an_additive_landscape():
     top = truth >= np.median(truth)  # it is fitted on the upper half: it must rank good candidates
     pred = RidgeSurrogate(ORIGINAL).fit(enc, y).predict(test)
     assert kendalltau(pred[top], truth[top])[0] > 0.8
+
+
+@pytest.mark.parametrize("name", ["litepose", "litepose-elastic"])
+def test_mutate_rows_changes_only_variable_choices_and_stays_canonical(name):
+    """Both paths: the original space (no depth varies: rows edited in place) and the elastic one
+    (depths vary: blocks appear or vanish, rows canonicalized)."""
+    from litepose_nas.search.operators import mutate_rows
+
+    space = SearchSpace.from_yaml(name)
+    rows = space.sample_encoded(7, 400)
+    out = mutate_rows(space, rows, np.random.default_rng(8), 0.1)
+    space.check_encoded(out)
+    fixed = np.setdiff1d(np.arange(space.num_dimensions), space.variable_dims)
+    active_both = (rows >= 0) & (out >= 0)
+    assert np.array_equal(np.where(active_both, out, 0)[:, fixed], np.where(active_both, rows, 0)[:, fixed])
+    assert ((out[:, space.variable_dims] != rows[:, space.variable_dims]).any(axis=1)).all()  # every row changes
+    assert np.array_equal(rows, space.sample_encoded(7, 400))  # the parents are not modified
+
+
+def test_ridge_surrogate_added_in_batches_equals_one_fit():
+    """The search adds each generation's rows and refits: the same model as fitting them at once."""
+    from litepose_nas.search.surrogate import RidgeSurrogate
+
+    enc = ORIGINAL.sample_encoded(4, 300)
+    y = np.random.default_rng(5).random(300)
+    test = ORIGINAL.sample_encoded(6, 50)
+    whole = RidgeSurrogate(ORIGINAL).fit(enc, y)
+    batched = RidgeSurrogate(ORIGINAL)
+    for lo in range(0, 300, 70):
+        batched.add(enc[lo:lo + 70], y[lo:lo + 70]).refit()
+    assert batched.rows == 300
+    np.testing.assert_allclose(batched.predict(test), whole.predict(test), rtol=1e-10, atol=1e-12)
+    # fit starts over: rows added before it are dropped
+    np.testing.assert_allclose(batched.fit(enc[:100], y[:100]).predict(test),
+                               RidgeSurrogate(ORIGINAL).fit(enc[:100], y[:100]).predict(test))
 
 
 def test_search_log_is_shared_read_only(objective):

@@ -130,6 +130,25 @@ def test_non_canonical_encodings_are_rejected():
         ORIGINAL.check_encoded(np.zeros((2, 5), dtype=int))
 
 
+def test_fixed_depth_fast_path_agrees_with_the_general_rule():
+    """Where no depth varies (the original space) the active mask and bounds are precomputed; they
+    must equal what the per-row rule gives, and an inactive-slot error must still be caught."""
+    assert ORIGINAL._fixed_active is not None and ELASTIC._fixed_active is None
+    enc = ORIGINAL.sample_encoded(0, 50)
+    block, stage, depth_dims, last, table = ORIGINAL._activity
+    depth = table[np.arange(len(last)), np.minimum(np.maximum(enc[:, depth_dims], 0), last)]
+    general = (block < 0)[None, :] | (block[None, :] < depth[:, stage])
+    assert np.array_equal(ORIGINAL._active_dims(enc), general)
+    bad = enc.copy()
+    bad[3, ORIGINAL.variable_dims[-1]] = -1  # an active choice marked inactive
+    with pytest.raises(ArchError, match="encoded architecture 3"):
+        ORIGINAL.check_encoded(bad)
+    assert list(ORIGINAL.variable_dims) == [d for d, n in enumerate(ORIGINAL.choice_counts()) if n > 1]
+    assert [ELASTIC.dimensions[d].kind for d in np.flatnonzero(ELASTIC.depth_mask)] == ["depth"] * ELASTIC.num_stages
+    with pytest.raises(ValueError):
+        ORIGINAL.variable_dims[0] = 5  # shared, read-only
+
+
 @pytest.mark.parametrize(
     "edit, expected",
     [

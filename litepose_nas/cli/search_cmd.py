@@ -6,6 +6,7 @@ import sys
 import click
 
 from ..search.defaults import DEFAULT_DEVICE
+from ..search.problem import DEFAULT_GENERATIONS, DEFAULT_POPULATION
 from .common import DEFAULT_SPACE, budget_range, echo_json, format_table, json_option, output_path, quiet_option, space_option
 
 
@@ -32,8 +33,9 @@ def _parse_budgets(text: str | None) -> list[float] | None:
 @click.option("--multi-objective", is_flag=True, help="optuna: NSGA-II on (AP, latency) instead of TPE per budget.")
 @click.option("--predictor", "predictor_path", default=None, help="Accuracy predictor folder or shipped name [default: the shipped one for the space].")
 @space_option
-@click.option("--population", type=click.IntRange(2, 10_000), default=40, show_default=True)
-@click.option("--generations", type=click.IntRange(0, 100_000), default=40, show_default=True)
+@click.option("--population", type=click.IntRange(2, 10_000), default=DEFAULT_POPULATION, show_default=True)
+@click.option("--generations", type=click.IntRange(0, 100_000), default=DEFAULT_GENERATIONS, show_default=True,
+              help="evolution: generations per budget (the original Lite Pose search: 40).")
 @click.option("--no-grow", is_flag=True,
               help="evolution: never grow children towards the budget (drop the growth operator; for objectives that do not favour bigger subnets).")
 @click.option("--trials", type=click.IntRange(1, 1_000_000), default=None, help="optuna/random: evaluations per budget [default: population x generations].")

@@ -132,21 +132,21 @@ class LatencyTable:
             space.check_encoded(enc)
             fast = self._fast_positions(space)
             if fast is not None:
-                lookup, rows = fast
+                lookup, rows, complete = fast
                 p = rows[lookup.positions(enc)]
-                if p.min() >= 0:  # else an unknown layer: the slow path names it
+                if complete or p.min() >= 0:  # else an unknown layer: the slow path names it
                     return self._values[p].sum(axis=1)
         arrays, stem_mid = self._arrays(x, space)
         return self._values[self.row_indices(arrays, stem_mid)].sum(axis=1)
 
     def _fast_positions(self, space: SearchSpace):
-        """For ``space`` (built once per space): the layer-key lookup of its slots and, for each
-        entry of its concatenated tables, the position of that layer's row (-1: no such row;
-        the trailing zero for an inactive slot)."""
+        """For ``space`` (built once per space): the layer-key lookup of its slots, for each
+        entry of its concatenated tables the position of that layer's row (-1: no such row;
+        the trailing zero for an inactive slot), and whether the table has every row."""
         from .layers import build_layer_lookup
 
         cache = self.__dict__.setdefault("_fast_cache", {})
-        ident = (space.name, space.num_dimensions, tuple(space.choice_counts()), space.stem_mid_channels, space.resolutions)
+        ident = space.layout_key
         if ident not in cache:
             lookup = build_layer_lookup(space, self.num_joints)
             if lookup is None:
@@ -156,7 +156,8 @@ class LatencyTable:
                 pos = np.searchsorted(self._keys, keys)
                 pos_c = np.minimum(pos, len(self._keys) - 1)
                 found = self._keys[pos_c] == keys
-                cache[ident] = (lookup, np.where(keys == 0, len(self._keys), np.where(found, pos_c, -1)))
+                rows = np.where(keys == 0, len(self._keys), np.where(found, pos_c, -1))
+                cache[ident] = (lookup, rows, bool((rows >= 0).all()))  # complete: no layer of the space missing
         return cache[ident]
 
     def _check_space(self, space: SearchSpace) -> None:

@@ -42,8 +42,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .operators import (  # noqa: F401  (grow_to_limit, mutate_rows: public helpers used by tests)
-    MAX_REJECTION_ROUNDS, SeenRows, density_ratio_rows, feasible_children, grow_to_limit, mutate_rows, neighbours,
-    pair_neighbours, shrink_to_limit,
+    MAX_REJECTION_ROUNDS, SeenRows, choice_densities, draw_by_density, feasible_children, grow_to_limit, mutate_rows,
+    neighbours, pair_neighbours, row_keys, shrink_to_limit,
 )
 from .problem import Problem, SearchBudget
 from .result import SearchResult
@@ -89,7 +89,7 @@ def archive_elite(problem: Problem, limit: float, n: int) -> tuple[np.ndarray, n
     enc, scores = enc[ok], scores[ok]
     order = np.argsort(-scores, kind="stable")
     enc, scores = enc[order], scores[order]
-    _, first = np.unique(enc, axis=0, return_index=True)
+    _, first = np.unique(row_keys(enc), return_index=True)  # first (best) copy of each row
     keep = np.sort(first)[:n]
     return enc[keep], scores[keep]
 
@@ -194,7 +194,7 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
             near = local_pool[0][seen.new_mask(local_pool[0])]
             if len(near) >= n or polish:
                 return near[:n]
-            v = max(1, int((space.choice_counts() > 1).sum()))  # then random, mostly two-choice moves
+            v = max(1, len(space.variable_dims))  # then random, mostly two-choice moves
             return np.concatenate([near, mutate_rows(space, parents[rng.integers(min(2, len(parents)), size=n)],
                                                      rng, 1.5 / v)])
 
@@ -207,7 +207,8 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
             if not model_pool:
                 cand = mutate_rows(space, pick(MODEL_POOL), rng, budget.mutate_prob * (1 + 2 * rng.random()))
                 cand = cand[problem.feasible(cand, limit)[0]]
-                surrogate.fit(*problem.log()[:2])
+                enc, sc = problem.log()[:2]
+                surrogate.add(enc[surrogate.rows:], sc[surrogate.rows:]).refit()
                 model_pool.append(cand[np.argsort(-surrogate.predict(cand), kind="stable")])
             head, model_pool[0] = model_pool[0][: 4 * n], model_pool[0][4 * n:]
             return head[seen.new_mask(head)][:n]
@@ -222,11 +223,13 @@ def evolve(problem: Problem, limit: float, budget: SearchBudget, rng: np.random.
                 good, other = ok[split[:n_good]], ok[split[n_good:]]
                 if len(other) > DENSITY_ROWS:  # long runs: a random sample of the rest, bounded work per call
                     other = rng.choice(other, DENSITY_ROWS, replace=False)
-                density_split.append((enc[np.sort(good)], enc[np.sort(other)]))
-            return density_ratio_rows(space, *density_split[0], max(8 * n, 64), rng)
+                good = enc[np.sort(good)]
+                variable = space.variable_dims  # only the variable columns are counted: no copy of whole rows
+                density_split.append((good, choice_densities(space, good[:, variable], enc[np.ix_(other, variable)])))
+            return draw_by_density(space, *density_split[0], max(8 * n, 64), rng)
 
         model_pool: list[np.ndarray] = []
-        density_split: list[tuple[np.ndarray, np.ndarray]] = []
+        density_split: list[tuple[np.ndarray, list]] = []
         makers = {"mutate": mutate, "crossover": crossover, "grow": grow, "local": local, "immigrant": immigrant,
                   "density": density, "model": model}
         children, child_costs, origin = feasible_children(problem, [makers[o] for o in names], counts, limit, seen)

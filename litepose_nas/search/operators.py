@@ -24,32 +24,38 @@ def mutate_rows(space, rows: np.ndarray, rng: np.random.Generator, prob: float) 
     Dimensions with a single choice are left out, so ``prob`` means what it meant in the
     original space, whose genes were exactly its variable choices.
     """
-    counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
+    variable = space.variable_dims
     rows = np.array(rows, dtype=np.int64)
     n, v = len(rows), len(variable)
     if v == 0:
         return rows
-    flip = rng.random((n, v)) < prob
-    forced = rng.integers(v, size=n)
-    flip[np.arange(n), forced] |= ~flip.any(axis=1)
-    k = counts[variable][None, :]
     current = rows[:, variable]
-    # inactive slots (-1) take a uniform value, active ones a different value than before
+    varies_depth = bool(space.depth_mask[variable].any())
+    flip = rng.random((n, v)) < prob
+    if varies_depth:  # force a change of an *active* choice: one past the depth changes nothing
+        active = current >= 0
+        forced = np.argmax(rng.random((n, v)) * active, axis=1)
+        flip[np.arange(n), forced] |= ~(flip & active).any(axis=1)
+    else:
+        forced = rng.integers(v, size=n)
+        flip[np.arange(n), forced] |= ~flip.any(axis=1)
+    k = space.choice_counts()[variable]
+    # active slots take a different value than before; inactive ones (-1, only where depths vary)
+    # a uniform value
     shift = (rng.random((n, v)) * (k - 1)).astype(np.int64) + 1
-    fresh = np.where(current < 0, (rng.random((n, v)) * k).astype(np.int64), (current + shift) % k)
-    rows[:, variable] = np.where(flip | (current < 0), fresh, current)
+    fresh = (current + shift) % k
+    if not varies_depth:
+        rows[:, variable] = np.where(flip, fresh, current)
+        return rows  # no block appears or vanishes
+    inactive = current < 0
+    fresh = np.where(inactive, (rng.random((n, v)) * k).astype(np.int64), fresh)
+    rows[:, variable] = np.where(flip | inactive, fresh, current)
     return space.canonicalize(rows, rng)
-
-
-def _depth_mask(space) -> np.ndarray:
-    """True for the dimensions that are stage depths (changing one adds or removes blocks)."""
-    return np.array([d.kind == "depth" for d in space.dimensions])
 
 
 def _changeable(space, rows: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
     """A writable int64 copy of ``rows``, the number of variable choices and the depth-dimension mask."""
-    return np.array(rows, dtype=np.int64), int((space.choice_counts() > 1).sum()), _depth_mask(space)
+    return np.array(rows, dtype=np.int64), len(space.variable_dims), space.depth_mask
 
 
 def _single_choice_trials(space, rows: np.ndarray, at: np.ndarray, tries: int, depth_dims: np.ndarray,
@@ -57,7 +63,7 @@ def _single_choice_trials(space, rows: np.ndarray, at: np.ndarray, tries: int, d
     """``tries`` copies of each row ``rows[at]``, each with one random variable choice changed:
     (the row index of each copy, the copies, whether the changed slot was active)."""
     counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
+    variable = space.variable_dims
     rep = np.repeat(at, tries)
     dim = variable[rng.integers(len(variable), size=len(rep))]
     shift = (rng.random(len(rep)) * (counts[dim] - 1)).astype(np.int64) + 1
@@ -143,8 +149,8 @@ def neighbours(space, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Every row differing from one of ``rows`` in exactly one active variable choice, the
     neighbours of ``rows[0]`` first (local search scores the best architecture's first)."""
     counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
-    depth = _depth_mask(space)
+    variable = space.variable_dims
+    depth = space.depth_mask
     out = []
     for row in np.atleast_2d(rows):
         dims = variable[row[variable] >= 0]
@@ -160,16 +166,30 @@ def neighbours(space, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, space.num_dimensions), dtype=np.int64)
 
 
+_KEY_WEIGHTS: dict[int, np.ndarray] = {}
+
+
+def row_keys(rows: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """A 64-bit hash of each row (collisions are negligible at these sizes): equal rows, equal keys.
+    Without ``weights``, fixed ones per row length (the same keys in every run)."""
+    if weights is None:
+        n = rows.shape[1]
+        if n not in _KEY_WEIGHTS:
+            _KEY_WEIGHTS[n] = np.random.default_rng(n).integers(1, 2**62, size=n, dtype=np.int64)
+        weights = _KEY_WEIGHTS[n]
+    with np.errstate(over="ignore"):
+        return (rows + 2) @ weights  # int64 wraps around: a fine hash
+
+
 class SeenRows:
-    """Rows already scored, by a 64-bit hash of the row (collisions are negligible at these sizes)."""
+    """Rows already scored, by a 64-bit hash of the row (:func:`row_keys`)."""
 
     def __init__(self, num_dims: int, rng: np.random.Generator) -> None:
         self.weights = rng.integers(1, 2**62, size=num_dims, dtype=np.int64)
         self.seen: set[int] = set()
 
     def keys(self, rows: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return (rows + 2) @ self.weights  # int64 wraps around: a fine hash
+        return row_keys(rows, self.weights)
 
     def new_mask(self, rows: np.ndarray) -> np.ndarray:
         """True for rows neither seen before nor repeated earlier in ``rows``."""
@@ -243,23 +263,39 @@ def density_ratio_rows(space, good: np.ndarray, other: np.ndarray, n: int, rng: 
     TPE sampler). Unlike mutation it can combine the good rows' choices into an architecture far
     from every one of them, which is how an isolated optimum in another basin is reached.
     """
-    counts = space.choice_counts()
-    variable = np.flatnonzero(counts > 1)
-    if not len(good):
-        return np.zeros((0, space.num_dimensions), dtype=np.int64)
-    rows = good[rng.integers(len(good), size=n)].copy()  # single-choice dims and layout from a good row
-    log_ratio = np.zeros(n)
-    for dim in variable:
-        k = int(counts[dim])
-        g_col, o_col = good[:, dim], other[:, dim] if len(other) else np.zeros(0, dtype=np.int64)
+    variable = space.variable_dims
+    other = other if len(other) else np.zeros((0, space.num_dimensions), dtype=np.int64)
+    return draw_by_density(space, good, choice_densities(space, good[:, variable], other[:, variable], prior), n, rng)
+
+
+def choice_densities(space, good: np.ndarray, other: np.ndarray, prior: float = 1.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per variable dimension (columns of ``good`` / ``other``, in :attr:`variable_dims` order) the
+    choice frequencies l of the good rows and g of the others, each with ``prior`` spread evenly
+    (inactive slots, -1, are not counted)."""
+    out = []
+    for j, k in enumerate(space.choice_counts()[space.variable_dims]):
+        g_col, o_col = good[:, j], other[:, j]
         l = np.bincount(g_col[g_col >= 0], minlength=k) + prior / k
         g = np.bincount(o_col[o_col >= 0], minlength=k) + prior / k
-        l, g = l / l.sum(), g / g.sum()
-        value = np.minimum(np.searchsorted(np.cumsum(l), rng.random(n) * (1 - 1e-12)), k - 1)
+        out.append((l / l.sum(), g / g.sum()))
+    return out
+
+
+def draw_by_density(space, good: np.ndarray, densities: list[tuple[np.ndarray, np.ndarray]], n: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """``n`` rows: each variable choice drawn from l (:func:`choice_densities`), the rest of the row
+    (single-choice dimensions, layout) from a random good row; ranked by the summed log l / g."""
+    if not len(good):
+        return np.zeros((0, space.num_dimensions), dtype=np.int64)
+    rows = good[rng.integers(len(good), size=n)]  # fancy indexing: a copy
+    log_ratio = np.zeros(n)
+    for dim, (l, g) in zip(space.variable_dims, densities):
+        value = np.minimum(np.searchsorted(np.cumsum(l), rng.random(n) * (1 - 1e-12)), len(l) - 1)
         active = rows[:, dim] >= 0
         rows[:, dim] = np.where(active, value, rows[:, dim])
         log_ratio += np.where(active, np.log(l[value]) - np.log(g[value]), 0.0)
-    rows = space.canonicalize(rows, rng)
+    if space.depth_mask[space.variable_dims].any():  # a depth changed: blocks appear or vanish
+        rows = space.canonicalize(rows, rng)
     return rows[np.argsort(-log_ratio, kind="stable")]
 
 
@@ -284,4 +320,4 @@ def pair_neighbours(space, row: np.ndarray, rng: np.random.Generator, limit: int
     at = np.arange(len(pick))
     cand[at, a[pair]] = (row[a[pair]] + off_a) % counts[a[pair]]
     cand[at, b[pair]] = (row[b[pair]] + off_b) % counts[b[pair]]
-    return space.canonicalize(cand, rng) if _depth_mask(space)[dims].any() else cand
+    return space.canonicalize(cand, rng) if space.depth_mask[dims].any() else cand

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .problem import Problem, SearchBudget
+from .problem import DEFAULT_GENERATIONS, DEFAULT_POPULATION, Problem, SearchBudget
 from .result import SearchResult
 
 
@@ -25,13 +25,14 @@ class Searcher:
 
 
 class EvolutionSearcher(Searcher):
-    """The original Lite Pose evolution: ``population`` x ``generations``; ``settings`` are the
+    """Evolution: ``population`` x ``generations`` (the original Lite Pose search: 40 x 40); ``settings`` are the
     other fields of :class:`SearchBudget` (``parent_ratio``, ``mutation_ratio``, ``mutate_prob``,
     ``grow``)."""
 
     name = "evolution"
 
-    def __init__(self, population: int = 40, generations: int = 40, **settings: Any) -> None:
+    def __init__(self, population: int = DEFAULT_POPULATION, generations: int = DEFAULT_GENERATIONS,
+                 **settings: Any) -> None:
         self.budget = SearchBudget(population, generations, **settings)
 
     def __repr__(self) -> str:

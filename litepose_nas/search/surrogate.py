@@ -21,6 +21,9 @@ class RidgeSurrogate:
     The upper half, because the surrogate only has to rank good candidates, and a linear fit of
     the whole range is dominated by the poor ones; at most ``max_rows`` of them (the best), so a
     long run's generations do not slow down one after the other.
+
+    ``fit`` is scikit-learn's (every row given anew); a search whose rows only accumulate calls
+    ``add`` with each generation's new rows and ``refit``, so each row is one-hot encoded once.
     """
 
     def __init__(self, space: SearchSpace, alpha: float = 1.0, max_rows: int = SURROGATE_ROWS) -> None:
@@ -28,14 +31,33 @@ class RidgeSurrogate:
         self.alpha = alpha
         self.max_rows = max_rows
         self.coef_: np.ndarray | None = None
+        self._features: list[np.ndarray] = []
+        self._scores: list[np.ndarray] = []
+        self.rows = 0  # rows added so far
 
     def fit(self, encoded: np.ndarray, scores: np.ndarray) -> "RidgeSurrogate":
-        y = np.asarray(scores, dtype=np.float64)
+        self._features, self._scores, self.rows = [], [], 0
+        return self.add(encoded, scores).refit()
+
+    def add(self, encoded: np.ndarray, scores: np.ndarray) -> "RidgeSurrogate":
+        """Append rows (their features are kept) without refitting."""
+        if len(encoded):
+            self._features.append(self.featurizer.transform(encoded))
+            self._scores.append(np.asarray(scores, dtype=np.float64))
+            self.rows += len(encoded)
+        return self
+
+    def refit(self) -> "RidgeSurrogate":
+        """Fit on every row added so far."""
+        if len(self._features) > 1:  # one block: later calls only append to it
+            self._features, self._scores = [np.concatenate(self._features)], [np.concatenate(self._scores)]
+        X_all = self._features[0] if self._features else np.zeros((0, self.featurizer.num_features), np.float32)
+        y = self._scores[0] if self._scores else np.zeros(0)
         keep = y >= np.median(y) if len(y) else np.zeros(0, dtype=bool)
         if keep.sum() > self.max_rows:
             keep = np.zeros(len(y), dtype=bool)
             keep[np.argpartition(-y, self.max_rows - 1)[: self.max_rows]] = True
-        X = self.featurizer.transform(encoded[keep]).astype(np.float64)
+        X = X_all[keep].astype(np.float64)
         gram = X.T @ X + self.alpha * np.eye(X.shape[1])
         self.coef_ = np.linalg.solve(gram, X.T @ (y[keep] - (y[keep].mean() if keep.any() else 0.0)))
         return self

@@ -118,6 +118,11 @@ class ArchArrays:
         return slots[None, None, :] < self.depth[:, :, None]
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """Elastic resolution, stem width, per-stage width and depth, per-block kernel and expansion,
@@ -352,18 +357,52 @@ class SearchSpace:
             raise ArchError(
                 f"encoded architectures: expected shape [N, {self.num_dimensions}] for space '{self.name}', got {list(enc.shape)}"
             )
+        lo, hi = self._bounds(enc)
+        bad = (enc < lo) | (enc > hi)
+        if not bad.any():
+            return
         sizes = self.choice_counts()
+        n, d = np.argwhere(bad)[0]
+        raise ArchError(
+            f"encoded architecture {n}: dimension {self.dimensions[d].name} holds {enc[n, d]} "
+            f"(allowed: 0..{sizes[d] - 1}{', or -1 past the stage depth' if self.dimensions[d].block >= 0 else ''})"
+        )
+
+    def _bounds(self, enc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The smallest and largest allowed index of each entry of ``enc``: 0 and the last choice
+        where the choice is active, -1 and -1 where it is not."""
+        fixed = self._fixed_bounds
+        if fixed is not None:
+            return fixed
         active = self._active_dims(enc)
-        bad = (active & ((enc < 0) | (enc >= sizes))) | (~active & (enc != INACTIVE))
-        if bad.any():
-            n, d = np.argwhere(bad)[0]
-            raise ArchError(
-                f"encoded architecture {n}: dimension {self.dimensions[d].name} holds {enc[n, d]} "
-                f"(allowed: 0..{sizes[d] - 1}{', or -1 past the stage depth' if self.dimensions[d].block >= 0 else ''})"
-            )
+        return np.where(active, 0, INACTIVE), np.where(active, self._choice_counts - 1, INACTIVE)
+
+    @cached_property
+    def _fixed_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        active = self._fixed_active
+        if active is None:
+            return None
+        return np.where(active, 0, INACTIVE), np.where(active, self._choice_counts - 1, INACTIVE)
 
     def choice_counts(self) -> np.ndarray:
         return self._choice_counts.copy()
+
+    @cached_property
+    def layout_key(self) -> tuple:
+        """Name, choice counts, stem mid channels and resolutions: a cache key for lookups built
+        from this space (computed once; hot paths read it per call)."""
+        return (self.name, self.num_dimensions, tuple(int(c) for c in self._choice_counts), self.stem_mid_channels,
+                self.resolutions)
+
+    @cached_property
+    def variable_dims(self) -> np.ndarray:
+        """Indices of the dimensions with more than one choice (read-only)."""
+        return _read_only(np.flatnonzero(self._choice_counts > 1))
+
+    @cached_property
+    def depth_mask(self) -> np.ndarray:
+        """True for the dimensions that are stage depths (read-only)."""
+        return _read_only(np.array([d.kind == "depth" for d in self.dimensions], dtype=bool))
 
     @cached_property
     def _choice_counts(self) -> np.ndarray:
@@ -385,10 +424,22 @@ class SearchSpace:
     def _active_dims(self, enc: np.ndarray) -> np.ndarray:
         """A block's choices are active when the block lies within its stage's depth (searchers
         call this on every candidate batch: a few vectorized operations, no loop)."""
+        fixed = self._fixed_active
+        if fixed is not None:
+            return np.broadcast_to(fixed, enc.shape)
         block, stage, depth_dims, last, table = self._activity
         index = np.minimum(np.maximum(enc[:, depth_dims], 0), last)
         depth = table[np.arange(len(last)), index]
         return (block < 0)[None, :] | (block[None, :] < depth[:, stage])
+
+    @cached_property
+    def _fixed_active(self) -> np.ndarray | None:
+        """The active mask shared by every row when no stage depth varies (the original space's
+        case: then the searchers' hot paths skip recomputing it), else None."""
+        if any(len(st.depths) > 1 for st in self.stages):
+            return None
+        block, stage, _, _, table = self._activity
+        return (block < 0) | (block < table[stage, 0])
 
     @property
     def _depth_dims(self) -> list[int]:

@@ -33,17 +33,20 @@ class SlotLookup:
         for j, (sup, st) in enumerate(zip(self.supports, self.strides)):
             stride_matrix[sup, j] = st
         offsets = np.cumsum([0] + [len(t) for t in self.tables[:-1]]).astype(np.int64)
-        object.__setattr__(self, "_flat", (stride_matrix, offsets, np.concatenate(self.tables)))
+        # only the dimensions some slot depends on enter the matmul (in the original space 9 of 80:
+        # the others hold one choice)
+        used = np.flatnonzero(stride_matrix.any(axis=1))
+        object.__setattr__(self, "_flat", (used, stride_matrix[used], offsets, np.concatenate(self.tables)))
 
     def positions(self, encoded: np.ndarray) -> np.ndarray:
         """``[N, L]`` indices into :meth:`concatenated` (one BLAS matmul: exact below 2**53)."""
-        stride_matrix, offsets, _ = self._flat
-        shifted = (encoded + 1).astype(np.float64)  # -1 (inactive) -> 0
+        used, stride_matrix, offsets, _ = self._flat
+        shifted = (encoded[:, used] + 1).astype(np.float64)  # -1 (inactive) -> 0
         return (shifted @ stride_matrix).astype(np.int64) + offsets
 
     def concatenated(self) -> np.ndarray:
         """Every slot's table, one after the other."""
-        return self._flat[2]
+        return self._flat[3]
 
     def values(self, encoded: np.ndarray) -> np.ndarray:
         """``[N, L]`` slot values of a batch of canonical encodings."""
