@@ -134,6 +134,7 @@ def test_fixed_depth_fast_path_agrees_with_the_general_rule():
     """Where no depth varies (the original space) the active mask and bounds are precomputed; they
     must equal what the per-row rule gives, and an inactive-slot error must still be caught."""
     assert ORIGINAL._fixed_active is not None and ELASTIC._fixed_active is None
+    assert ORIGINAL._all_active_max is not None  # the one-comparison check applies
     enc = ORIGINAL.sample_encoded(0, 50)
     block, stage, depth_dims, last, table = ORIGINAL._activity
     depth = table[np.arange(len(last)), np.minimum(np.maximum(enc[:, depth_dims], 0), last)]
@@ -143,6 +144,11 @@ def test_fixed_depth_fast_path_agrees_with_the_general_rule():
     bad[3, ORIGINAL.variable_dims[-1]] = -1  # an active choice marked inactive
     with pytest.raises(ArchError, match="encoded architecture 3"):
         ORIGINAL.check_encoded(bad)
+    bad = enc.copy()
+    bad[4, ORIGINAL.variable_dims[0]] = ORIGINAL.choice_counts()[ORIGINAL.variable_dims[0]]  # one past the last
+    with pytest.raises(ArchError, match="encoded architecture 4"):
+        ORIGINAL.check_encoded(bad)
+    ORIGINAL.check_encoded(enc.astype(np.int32))  # other integer types take the general path
     assert list(ORIGINAL.variable_dims) == [d for d, n in enumerate(ORIGINAL.choice_counts()) if n > 1]
     assert [ELASTIC.dimensions[d].kind for d in np.flatnonzero(ELASTIC.depth_mask)] == ["depth"] * ELASTIC.num_stages
     with pytest.raises(ValueError):

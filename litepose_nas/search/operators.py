@@ -193,13 +193,12 @@ class SeenRows:
 
     def new_mask(self, rows: np.ndarray) -> np.ndarray:
         """True for rows neither seen before nor repeated earlier in ``rows``."""
-        keys = self.keys(rows).tolist()
+        keys = self.keys(rows)
         mask = np.zeros(len(keys), dtype=bool)
-        batch: set[int] = set()
-        for i, k in enumerate(keys):
-            if k not in self.seen and k not in batch:
-                mask[i] = True
-                batch.add(k)
+        mask[np.unique(keys, return_index=True)[1]] = True  # the first copy of each row
+        if self.seen:
+            seen = self.seen
+            mask &= np.fromiter((k not in seen for k in keys.tolist()), dtype=bool, count=len(keys))
         return mask
 
     def add(self, rows: np.ndarray) -> None:
@@ -240,9 +239,12 @@ def feasible_children(problem: Problem, makers: Sequence[Callable[[int, int], np
                 break
             continue
         ok, c = problem.feasible(cand, limit)
+        ok_idx = np.flatnonzero(ok)
+        ok_origin = origin[ok_idx]
         for i in range(len(need)):
-            idx = np.flatnonzero(ok & (origin == i))
-            idx = idx[: max(need[i], 0)]
+            if need[i] <= 0:
+                continue
+            idx = ok_idx[ok_origin == i][: need[i]]
             if len(idx):
                 rows.append(cand[idx])
                 costs.append(c[idx])

@@ -357,6 +357,9 @@ class SearchSpace:
             raise ArchError(
                 f"encoded architectures: expected shape [N, {self.num_dimensions}] for space '{self.name}', got {list(enc.shape)}"
             )
+        unsigned_max = self._all_active_max
+        if unsigned_max is not None and enc.dtype == np.int64 and (enc.view(np.uint64) <= unsigned_max).all():
+            return  # every slot active: one unsigned comparison (a negative index wraps around to a huge one)
         lo, hi = self._bounds(enc)
         bad = (enc < lo) | (enc > hi)
         if not bad.any():
@@ -376,6 +379,15 @@ class SearchSpace:
             return fixed
         active = self._active_dims(enc)
         return np.where(active, 0, INACTIVE), np.where(active, self._choice_counts - 1, INACTIVE)
+
+    @cached_property
+    def _all_active_max(self) -> np.ndarray | None:
+        """Each dimension's largest index as uint64 when every slot of every row is active (no
+        depth varies, none below a stage's largest depth), else None."""
+        active = self._fixed_active
+        if active is None or not active.all():
+            return None
+        return (self._choice_counts - 1).astype(np.uint64)
 
     @cached_property
     def _fixed_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
