@@ -122,7 +122,9 @@ def main() -> None:
     # ------------------------------------------------------------------ wall time of whole searches
     con = lat.with_limit(limits[0])
     walls = {}
-    for name, budget in (("original (P40 x G40)", SearchBudget()), ("10x (P400 x G40)", SearchBudget(population=400))):
+    for name, budget in (("original (P40 x G40)", SearchBudget(generations=40)),
+                         ("default (P40 x G80)", SearchBudget()),
+                         ("10x (P400 x G40)", SearchBudget(population=400, generations=40))):
         t = time.perf_counter()
         r = search(space, objective, con, budget, seed=0)
         walls[name] = {"seconds": time.perf_counter() - t, "evaluations": r.evaluations}
