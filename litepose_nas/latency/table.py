@@ -152,7 +152,7 @@ class LatencyTable:
         from .layers import build_layer_lookup
 
         cache = self.__dict__.setdefault("_fast_cache", {})
-        ident = space.layout_key
+        ident = space.fingerprint
         if ident not in cache:
             lookup = build_layer_lookup(space, self.num_joints)
             if lookup is None:

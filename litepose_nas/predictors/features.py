@@ -11,8 +11,6 @@ tables. Any other space is rejected with :class:`~litepose_nas.errors.PredictorE
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -25,10 +23,7 @@ from ..space.search_space import INACTIVE
 
 def space_fingerprint(space: SearchSpace) -> str:
     """A short hash of everything that defines a space's encoding (not its description)."""
-    data = space.to_dict()
-    data.pop("description", None)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return space.fingerprint
 
 
 @dataclass

@@ -11,6 +11,8 @@ and block slot (kernel, expansion), then the head widths. Block slots past a sta
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -400,11 +402,13 @@ class SearchSpace:
         return self._choice_counts.copy()
 
     @cached_property
-    def layout_key(self) -> tuple:
-        """Name, choice counts, stem mid channels and resolutions: a cache key for lookups built
-        from this space (computed once; hot paths read it per call)."""
-        return (self.name, self.num_dimensions, tuple(int(c) for c in self._choice_counts), self.stem_mid_channels,
-                self.resolutions)
+    def fingerprint(self) -> str:
+        """A short hash of everything that defines the encoding (not the description): equal for
+        spaces that encode alike, so lookups built from one serve the other (computed once)."""
+        data = self.to_dict()
+        data.pop("description", None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @cached_property
     def variable_dims(self) -> np.ndarray:
