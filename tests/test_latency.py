@@ -391,3 +391,15 @@ def test_profile_keeps_the_fastest_of_its_passes(tiny_space, tmp_path, monkeypat
     assert set(seen.values()) == {2} and len(seen) == len(table)
     np.testing.assert_array_equal(table.median_ms, 2.0)
     assert table.header["timing"]["passes"] == 2
+
+
+def test_tables_of_one_space_share_its_layer_lookup_and_agree_with_the_slow_path():
+    """The layer-key lookup is built once per space encoding (not per table), and the fast path
+    (one product over the varying dimensions, one gather) equals the per-layer slow path."""
+    space = SearchSpace.from_yaml("litepose")
+    twin = SearchSpace.from_yaml("litepose")  # another object, the same encoding
+    pi, phone = load_table("raspberry-pi-4"), load_table("mobile")
+    assert pi._fast_positions(space)[0] is phone._fast_positions(twin)[0]
+    enc = space.sample_encoded(3, 200)
+    slow = pi._values[pi.row_indices(*pi._arrays(enc, space))].sum(axis=1)
+    np.testing.assert_allclose(pi.layer_sums(enc, space=space), slow, rtol=0, atol=1e-9)
