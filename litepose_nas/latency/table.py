@@ -146,9 +146,6 @@ class LatencyTable:
         entry of its concatenated tables the position of that layer's row (-1: no such row;
         the trailing zero for an inactive slot), and, when the table has a row for every entry,
         each entry's median in ms (else None)."""
-        last = self.__dict__.get("_fast_last")
-        if last is not None and last[0] is space:  # a search asks for the same space thousands of times
-            return last[1]
         from .layers import build_layer_lookup
 
         cache = self.__dict__.setdefault("_fast_cache", {})
@@ -165,7 +162,6 @@ class LatencyTable:
                 rows = np.where(keys == 0, len(self._keys), np.where(found, pos_c, -1))
                 complete = bool((rows >= 0).all())
                 cache[ident] = (lookup, rows, self._values[rows] if complete else None)
-        self.__dict__["_fast_last"] = (space, cache[ident])
         return cache[ident]
 
     def _check_space(self, space: SearchSpace) -> None:

@@ -362,8 +362,8 @@ class SearchSpace:
         unsigned_max = self._all_active_max
         if unsigned_max is not None and enc.dtype == np.int64 and (enc.view(np.uint64) <= unsigned_max).all():
             return  # every slot active: one unsigned comparison (a negative index wraps around to a huge one)
-        lo, hi = self._bounds(enc)
-        bad = (enc < lo) | (enc > hi)
+        active = self._active_dims(enc)
+        bad = (active & ((enc < 0) | (enc >= self._choice_counts))) | (~active & (enc != INACTIVE))
         if not bad.any():
             return
         sizes = self.choice_counts()
@@ -373,15 +373,6 @@ class SearchSpace:
             f"(allowed: 0..{sizes[d] - 1}{', or -1 past the stage depth' if self.dimensions[d].block >= 0 else ''})"
         )
 
-    def _bounds(self, enc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The smallest and largest allowed index of each entry of ``enc``: 0 and the last choice
-        where the choice is active, -1 and -1 where it is not."""
-        fixed = self._fixed_bounds
-        if fixed is not None:
-            return fixed
-        active = self._active_dims(enc)
-        return np.where(active, 0, INACTIVE), np.where(active, self._choice_counts - 1, INACTIVE)
-
     @cached_property
     def _all_active_max(self) -> np.ndarray | None:
         """Each dimension's largest index as uint64 when every slot of every row is active (no
@@ -390,13 +381,6 @@ class SearchSpace:
         if active is None or not active.all():
             return None
         return (self._choice_counts - 1).astype(np.uint64)
-
-    @cached_property
-    def _fixed_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
-        active = self._fixed_active
-        if active is None:
-            return None
-        return np.where(active, 0, INACTIVE), np.where(active, self._choice_counts - 1, INACTIVE)
 
     def choice_counts(self) -> np.ndarray:
         return self._choice_counts.copy()
