@@ -137,8 +137,13 @@ def read_bytes_bounded(path: str | os.PathLike, kind: str, error: type[Exception
 def read_text_bounded(path: str | os.PathLike, kind: str, error: type[Exception] = ValueError,
                       limit: int | None = None) -> str:
     """:func:`read_bytes_bounded` decoded as UTF-8; a binary file is refused naming it."""
+    return decode_text(read_bytes_bounded(path, kind, error, limit), path, kind, error)
+
+
+def decode_text(data: bytes, path: str | os.PathLike, kind: str, error: type[Exception] = ValueError) -> str:
+    """``data`` (read from ``path``) as UTF-8, or ``error`` naming the file and the first bad byte."""
     try:
-        return read_bytes_bounded(path, kind, error, limit).decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not a text file (byte {exc.start} is not UTF-8), expected a {kind}") from None
 
@@ -219,10 +224,13 @@ def csv_rows(text: str, source: str, error: type[Exception] = ValueError, dict_r
 
 
 def load_npz_bounded(path: str | os.PathLike, kind: str, error: type[Exception] = ValueError,
-                     limit: int | None = None) -> dict[str, Any]:
+                     limit: int | None = None, sha256: str | None = None,
+                     recorded_in: str = "its recorded SHA-256") -> dict[str, Any]:
     """The arrays of an ``.npz`` file, read without pickles, after checking each member's header:
     a member whose shape claims more bytes than the member holds (or than the bound of ``kind``)
-    is refused before anything is allocated for it. Truncated or non-zip files are refused too."""
+    is refused before anything is allocated for it. Truncated or non-zip files are refused too,
+    and with ``sha256`` a file whose digest differs (``recorded_in`` says where it was recorded)."""
+    import hashlib
     import io as _io
     import zipfile
 
@@ -230,6 +238,8 @@ def load_npz_bounded(path: str | os.PathLike, kind: str, error: type[Exception] 
 
     limit = LIMITS[kind] if limit is None else limit
     data = read_bytes_bounded(path, kind, error, limit)
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise error(f"{path}: does not match {recorded_in}")
     try:
         with zipfile.ZipFile(_io.BytesIO(data)) as zf:
             for info in zf.infolist():

@@ -163,6 +163,7 @@ def table_variant(kind: str, d: Path, w: World) -> Path:
     """A broken latency table ``d/t-KIND.csv`` (+ its ``.json`` header)."""
     csv_path = d / f"t-{kind}.csv"
     head = json.loads(w.table.with_suffix(".json").read_text())
+    digest = head.pop("csv_sha256")  # the kinds below are hand edits, accepted the documented way
     lines = w.table.read_text().splitlines()
     row1 = lines[1].split(",")
 
@@ -199,6 +200,9 @@ def table_variant(kind: str, d: Path, w: World) -> Path:
     elif kind == "duplicate":
         lines.insert(2, lines[1])
         head["rows"] += 1
+    elif kind == "half-saved":  # a new header over the old CSV: the digest tells them apart
+        head["csv_sha256"] = digest
+        set_row(8, str(float(row1[8]) * 2))
     elif kind == "header-not-json":
         head = None
     elif kind == "header-list":
@@ -226,7 +230,7 @@ def table_variant(kind: str, d: Path, w: World) -> Path:
 
 
 TABLE_KINDS = ["missing", "no-header", "empty", "truncated", "cut-line", "wrong-columns", "nan", "inf", "negative",
-               "non-numeric", "bad-kind", "key-mismatch", "duplicate", "header-not-json", "header-list",
+               "non-numeric", "bad-kind", "key-mismatch", "duplicate", "half-saved", "header-not-json", "header-list",
                "header-missing-field", "header-version", "header-nan-scale", "header-joints", "binary"]
 
 
@@ -432,6 +436,10 @@ def predictor_variant(kind: str, d: Path, w: World) -> Path:
     shutil.copytree(w.predictor, folder)
     meta_path, arrays_path = folder / "predictor.json", folder / "arrays.npz"
     meta = json.loads(meta_path.read_text())
+    if kind.startswith("arrays-") and kind != "arrays-half-saved":
+        # forged arrays under a meta without the digest: each check behind it must still refuse them
+        del meta["arrays_sha256"]
+        write_json(meta_path, meta)
     if kind == "meta-truncated":
         truncate(meta_path, meta_path, 0.5)
     elif kind == "meta-list":
@@ -451,7 +459,7 @@ def predictor_variant(kind: str, d: Path, w: World) -> Path:
         arrays_path.unlink()
     elif kind == "arrays-binary":
         junk_bytes(arrays_path)
-    elif kind in ("arrays-bomb", "arrays-shape", "arrays-nan"):
+    elif kind in ("arrays-bomb", "arrays-shape", "arrays-nan", "arrays-half-saved"):
         from reliability_helpers import _Bomb
 
         with np.load(arrays_path) as npz:
@@ -461,8 +469,10 @@ def predictor_variant(kind: str, d: Path, w: World) -> Path:
             arrays[key] = np.array([_Bomb(d / "BOMB-RAN")], dtype=object)
         elif kind == "arrays-shape":
             arrays = {k: np.zeros(tuple(s + 3 for s in v.shape) or (3,)) for k, v in arrays.items()}
-        else:
+        elif kind == "arrays-nan":
             arrays = {k: np.full(v.shape, np.nan) for k, v in arrays.items()}
+        else:  # other valid arrays under this meta: a save killed between its two files
+            arrays = {k: v * 2 for k, v in arrays.items()}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         arrays_path.write_bytes(buf.getvalue())
@@ -472,7 +482,8 @@ def predictor_variant(kind: str, d: Path, w: World) -> Path:
 
 
 PREDICTOR_KINDS = ["missing", "empty-folder", "meta-truncated", "meta-list", "meta-format", "meta-no-model",
-                   "meta-space-edited", "meta-bomb", "arrays-missing", "arrays-binary", "arrays-bomb", "arrays-shape"]
+                   "meta-space-edited", "meta-bomb", "arrays-missing", "arrays-binary", "arrays-bomb", "arrays-shape",
+                   "arrays-half-saved"]
 
 
 def evals_variant(kind: str, d: Path, w: World) -> Path:
@@ -595,6 +606,8 @@ def _(w, d):
 
 # --- latency show / predict / validate / calibrate
 def _table_fragment(k: str) -> str:
+    if k == "half-saved":
+        return "t-half-saved.csv: does not match its header t-half-saved.json (field csv_sha256)"
     return f"t-{k}.json" if k.startswith(("header", "no-header")) else f"t-{k}"
 
 
@@ -1006,7 +1019,10 @@ def unbounded_file(way: str, p: Path, kind: str, csv_header: str = "") -> Path:
 
 
 def _copy_table(w: World, d: Path) -> Path:
-    shutil.copy(w.table.with_suffix(".json"), d / "t.json")
+    """A copy whose CSV may be edited by hand: the header drops its digest, as docs/latency.md says."""
+    header = json.loads(w.table.with_suffix(".json").read_text())
+    header.pop("csv_sha256", None)
+    write_json(d / "t.json", header)
     return Path(shutil.copy(w.table, d / "t.csv"))
 
 
@@ -1094,6 +1110,9 @@ def _predictor_with(w: World, d: Path, edit_meta=None, arrays=None) -> Path:
         edit_meta(meta)
         write_json(folder / "predictor.json", meta)
     if arrays is not None:
+        meta = json.loads((folder / "predictor.json").read_text())
+        meta.pop("arrays_sha256", None)  # forged arrays: the checks behind the digest must refuse them
+        write_json(folder / "predictor.json", meta)
         with np.load(folder / "arrays.npz") as npz:
             data = {k: npz[k] for k in npz.files}
         arrays(data, folder / "arrays.npz")

@@ -155,7 +155,9 @@ def table_files(tmp_path_factory) -> tuple[str, str]:
     space = root / "tiny.yaml"
     space.write_text(TINY_SPACE_YAML)
     csv_path = make_table(root / "t.csv", space)
-    return csv_path.read_text(), csv_path.with_suffix(".json").read_text()
+    header = json.loads(csv_path.with_suffix(".json").read_text())
+    del header["csv_sha256"]  # the fuzzed CSVs are hand edits (else the digest refuses them before parsing)
+    return csv_path.read_text(), json.dumps(header)
 
 
 cell_text = st.one_of(

@@ -179,11 +179,22 @@ def test_unknown_configuration_is_named(tiny_table, tiny_space):
         tiny_table.predict(space.sample_encoded(0, 3), space=space)
 
 
+def _hand_edit(csv_path: Path, json_path: Path, text: str) -> None:
+    """Rewrite the CSV and accept the edit the documented way (drop the header's digest)."""
+    csv_path.write_text(text)
+    header = json.loads(json_path.read_text())
+    del header["csv_sha256"]
+    json_path.write_text(json.dumps(header))
+
+
 @pytest.mark.parametrize("damage, message", [
-    (lambda c, j: c.write_text(c.read_text().replace("median_ms", "median")), "first line must be the columns"),
-    (lambda c, j: c.write_text(c.read_text() + "block:x,block,1,2\n"), "fields, expected"),
-    (lambda c, j: c.write_text("\n".join(c.read_text().splitlines()[:-2]) + "\n"), "truncated"),
-    (lambda c, j: c.write_text(c.read_text().replace(",stem,", ",stam,", 1)), "kind 'stam' not allowed"),
+    (lambda c, j: c.write_text(c.read_text().replace("1", "2", 1)), "does not match its header tiny-cpu.json"),
+    (lambda c, j: _hand_edit(c, j, c.read_text().replace("median_ms", "median")), "first line must be the columns"),
+    (lambda c, j: _hand_edit(c, j, c.read_text() + "block:x,block,1,2\n"), "fields, expected"),
+    (lambda c, j: _hand_edit(c, j, "\n".join(c.read_text().splitlines()[:-2]) + "\n"), "truncated"),
+    (lambda c, j: _hand_edit(c, j, c.read_text().replace(",stem,", ",stam,", 1)), "kind 'stam' not allowed"),
+    (lambda c, j: (j.write_bytes(j.read_bytes().replace(b'"csv_sha256"', b'"x"')), c.write_bytes(b"\xff\n")),
+     "byte 0 is not UTF-8"),
     (lambda c, j: j.write_text("{not json"), "not valid JSON"),
     (lambda c, j: j.write_text(json.dumps({k: v for k, v in json.loads(j.read_text()).items() if k != "space"})),
      "'space' missing"),
@@ -194,6 +205,31 @@ def test_corrupt_table_gives_clear_error(tiny_table, tmp_path, damage, message):
     damage(csv_path, json_path)
     with pytest.raises(TableError, match=message):
         load_table(csv_path)
+
+
+def test_a_save_killed_between_its_two_files_never_reads_as_a_whole_table(tiny_table, tmp_path, monkeypatch):
+    import litepose_nas.latency.table as table_module
+
+    def killed(path, data):
+        raise KeyboardInterrupt  # the header has landed, the CSV has not
+
+    monkeypatch.setattr(table_module, "write_bytes_atomic", killed)
+    changed = LatencyTable(dict(tiny_table.header), tiny_table.configs, tiny_table.median_ms * 2,
+                           tiny_table.p90_ms * 2, tiny_table.samples)
+    # over an existing table: the old CSV under the new header is refused
+    with pytest.raises(KeyboardInterrupt):
+        changed.save(tmp_path / "tiny-cpu.csv")
+    with pytest.raises(TableError, match="tiny-cpu.csv: does not match its header tiny-cpu.json .*profile it again"):
+        load_table(tmp_path / "tiny-cpu.csv")
+    # a first save: only the header exists, and no table of that name is listed
+    monkeypatch.setenv("LITEPOSE_NAS_HOME", str(tmp_path / "home"))
+    with pytest.raises(KeyboardInterrupt):
+        changed.save(tmp_path / "home" / "latency_tables" / "dev.csv")
+    assert (tmp_path / "home" / "latency_tables" / "dev.json").exists()
+    assert "dev" not in {t["name"] for t in list_tables()}
+    monkeypatch.undo()
+    changed.save(tmp_path / "tiny-cpu.csv")
+    np.testing.assert_allclose(load_table(tmp_path / "tiny-cpu.csv").median_ms, tiny_table.median_ms * 2, rtol=1e-5)
 
 
 def test_samples_without_cpu_are_not_clean():

@@ -120,10 +120,35 @@ def test_tampered_files_are_rejected(data, tmp_path):
     pickled = tmp_path / "pickled"
     shutil.copytree(folder, pickled)
     np.savez(pickled / "arrays.npz", coef=np.array([object()], dtype=object), intercept=np.zeros(1))
+    with pytest.raises(PredictorError, match="arrays.npz: does not match predictor.json .field arrays_sha256"):
+        load_predictor(pickled)
+    meta.pop("arrays_sha256")  # a forged file without the digest is still never unpickled
+    meta["space"]["definition"]["resolutions"] = ORIGINAL.resolutions
+    (pickled / "predictor.json").write_text(json.dumps(meta))
     with pytest.raises(PredictorError, match="safe numpy"):
         load_predictor(pickled)
     with pytest.raises(PredictorError, match="not found"):
         load_predictor(tmp_path / "nowhere")
+
+
+def test_a_save_killed_between_its_two_files_is_refused(data, tmp_path, monkeypatch):
+    import litepose_nas.io as io_module
+
+    enc, y = data
+    folder = Predictor(ORIGINAL, "ridge").fit(enc, y).save(tmp_path / "p")
+    real_write = io_module.write_json_atomic
+
+    def killed(path, obj, indent=2):
+        raise KeyboardInterrupt  # the new arrays have landed, the new predictor.json has not
+
+    monkeypatch.setattr(io_module, "write_json_atomic", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Predictor(ORIGINAL, "ridge").fit(enc, y[::-1].copy()).save(folder)
+    with pytest.raises(PredictorError, match="arrays.npz: does not match predictor.json .*fit it again"):
+        load_predictor(folder)
+    monkeypatch.setattr(io_module, "write_json_atomic", real_write)
+    Predictor(ORIGINAL, "ridge").fit(enc, y[::-1].copy()).save(folder)
+    assert load_predictor(folder).predict(enc[:5]).shape == (5,)
 
 
 def test_cross_validation_report_and_auto(data):

@@ -126,6 +126,9 @@ def test_predictor_with_pickled_array_is_refused(predictor_dir: Path, tmp_path) 
     from litepose_nas.predictors.predictor import ARRAYS_FILE
 
     folder = Path(shutil.copytree(predictor_dir, tmp_path / "evil-predictor"))
+    meta = json.loads((folder / "predictor.json").read_text())
+    del meta["arrays_sha256"]  # the digest would refuse it first: show allow_pickle=False does too
+    (folder / "predictor.json").write_text(json.dumps(meta))
     marker = tmp_path / "BOMB-RAN"
     with np.load(folder / ARRAYS_FILE) as npz:
         arrays = {k: npz[k] for k in npz.files}

@@ -12,6 +12,7 @@ per-call overhead of the runtime).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -23,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TableError
-from ..io import csv_rows, read_json_bounded, read_text_bounded, write_text_atomic
+from ..io import csv_rows, decode_text, read_bytes_bounded, read_json_bounded, write_bytes_atomic, write_text_atomic
 from ..space.arch import Arch
 from ..space.search_space import ArchArrays, SearchSpace
 from .layers import _BITS, FIELDS, KINDS, LayerConfig, pack, slot_keys, unpack
@@ -210,13 +211,21 @@ class LatencyTable:
         return buf.getvalue()
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``NAME.csv`` and ``NAME.json`` (each atomically); returns the CSV path."""
+        """Write ``NAME.json`` then ``NAME.csv`` (each atomically); returns the CSV path.
+
+        Two files cannot be renamed into place at once. The header goes first and names the CSV's
+        SHA-256, and tables are found by their CSV: a save killed between the two renames leaves
+        no table (the first save) or a pair ``load`` refuses as mismatched, never a table that
+        reads as whole but is not.
+        """
         csv_path = Path(path).with_suffix(".csv")
+        data = self.to_csv_text().encode()
         header = dict(self.header)
         header["format_version"] = FORMAT_VERSION
         header["rows"] = len(self.configs)
-        write_text_atomic(csv_path, self.to_csv_text())
+        header["csv_sha256"] = hashlib.sha256(data).hexdigest()
         write_text_atomic(csv_path.with_suffix(".json"), json.dumps(header, indent=2) + "\n")
+        write_bytes_atomic(csv_path, data)  # bytes: the digest is of what lands on disk
         self.path = csv_path
         self.header = header
         return csv_path
@@ -228,7 +237,12 @@ class LatencyTable:
             csv_path = csv_path.with_suffix(".csv")
         json_path = csv_path.with_suffix(".json")
         header = _read_header(json_path)
-        configs, med, p90, samples = _read_rows(csv_path)
+        data = read_bytes_bounded(csv_path, "latency table", TableError)
+        digest = header.get("csv_sha256")
+        if digest is not None and digest != hashlib.sha256(data).hexdigest():
+            raise TableError(f"{csv_path}: does not match its header {json_path.name} (field csv_sha256): saved "
+                             "halfway (profile it again) or edited by hand (delete the field to accept the edit)")
+        configs, med, p90, samples = _parse_rows(decode_text(data, csv_path, "latency table", TableError), csv_path)
         rows = header.get("rows")
         if rows is not None and rows != len(configs):
             raise TableError(f"{csv_path}: {len(configs)} rows but the header {json_path.name} says {rows} (truncated file?)")
@@ -259,8 +273,7 @@ def _read_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _read_rows(path: Path) -> tuple[list[LayerConfig], np.ndarray, np.ndarray, np.ndarray]:
-    text = read_text_bounded(path, "latency table", TableError)
+def _parse_rows(text: str, path: Path) -> tuple[list[LayerConfig], np.ndarray, np.ndarray, np.ndarray]:
     reader = iter(csv_rows(text, str(path), TableError))
     head = next(reader, None)
     if head is None or tuple(head) != COLUMNS:

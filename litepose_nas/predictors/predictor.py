@@ -7,6 +7,7 @@ read with ``allow_pickle=False``). Nothing in either file can run code when load
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import io
 import math
 import os
@@ -153,9 +154,12 @@ class Predictor:
         _, arrays = self.model.state()
         buf = io.BytesIO()
         np.savez(buf, **arrays)
+        data = buf.getvalue()
+        meta["arrays_sha256"] = hashlib.sha256(data).hexdigest()
         folder.mkdir(parents=True, exist_ok=True)
-        # arrays first: a predictor.json always points at a complete arrays file
-        write_bytes_atomic(folder / ARRAYS_FILE, buf.getvalue())
+        # arrays first: a predictor.json always points at a complete arrays file, and over an
+        # older predictor a save killed between the two files leaves arrays its meta refuses
+        write_bytes_atomic(folder / ARRAYS_FILE, data)
         write_json_atomic(folder / META_FILE, meta)
         return folder
 
@@ -184,7 +188,9 @@ class Predictor:
             raise PredictorError(f"{meta_path}: space fingerprint does not match its definition (file edited?)")
         if not (folder / ARRAYS_FILE).exists():
             raise PredictorError(f"{folder / ARRAYS_FILE}: file not found (a predictor folder needs {META_FILE} and {ARRAYS_FILE})")
-        arrays = load_npz_bounded(folder / ARRAYS_FILE, "predictor arrays", PredictorError)
+        arrays = load_npz_bounded(folder / ARRAYS_FILE, "predictor arrays", PredictorError, sha256=meta.get("arrays_sha256"),
+                                  recorded_in=f"{META_FILE} (field arrays_sha256): saved halfway over another "
+                                  "predictor (fit it again)")
         for name, array in arrays.items():
             if array.dtype.kind not in "biuf":
                 raise PredictorError(f"{folder / ARRAYS_FILE}: array {name!r} has dtype {array.dtype} (allowed: real numbers)")
