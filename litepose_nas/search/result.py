@@ -124,11 +124,12 @@ class SearchResult:
         if tight.arch is None:
             raise JobError(f"no architecture found under the tightest budget {tight.limit:g} {self.constraint.get('unit', '')}")
         paths = {"result": out / "result.json", "best": out / "best.json"}
-        write_json_atomic(paths["result"], self.to_dict())
         tight.arch.to_json(paths["best"])
         if plot:
             paths["pareto"] = out / "pareto.png"
             self.plot(paths["pareto"])
+        # last: a result.json says the search finished and its other files are there
+        write_json_atomic(paths["result"], self.to_dict())
         return paths
 
     @classmethod
