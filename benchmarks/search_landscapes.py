@@ -23,7 +23,7 @@ Reported per landscape, searcher and budget: optimum hits (regret <= 1e-6: ties 
 and max regret over the seeds; end-to-end evaluations per second per searcher (wall and CPU);
 the hypervolume of the fronts relative to the exhaustive front; on ``litepose-elastic``
 (~8.9e37 architectures), the gap of each searcher at equal evaluations to the best found by an
-evolution run ``--long-factor`` (100) times longer.
+evolution run ``--long-factor`` (100) times longer than the default (``--elastic-searchers``).
 
     python benchmarks/search_landscapes.py [--threads 1] [--seeds 10] [--optuna-seeds 2] [--quick] [--json OUT]
 
@@ -64,6 +64,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--long-factor", type=int, default=100, help="elastic space: reference run this many times longer")
     p.add_argument("--elastic-seeds", type=int, default=5)
     p.add_argument("--elastic-landscapes", default="smooth,peaked-mlp,peaked-gbdt,peaked-ridge")
+    p.add_argument("--elastic-searchers", default="evolution,evolution-half,random,optuna")
     p.add_argument("--skip-elastic", action="store_true")
     p.add_argument("--skip-hypervolume", action="store_true")
     p.add_argument("--no-lookup", dest="lookup", action="store_false",
@@ -253,6 +254,14 @@ def timed_search(ls: Landscape, objective: Objective, budget: SearchBudget, algo
     return r, time.perf_counter() - t, time.process_time() - c
 
 
+def searcher_budget(extra: dict, base: dict) -> SearchBudget:
+    """The budget of a searcher (its ``SEARCHERS`` entry) on a landscape whose budget is ``base``."""
+    settings = {**base, **extra}
+    factor = settings.pop("generations_factor", 1)
+    settings["generations"] = int(factor * settings.get("generations", SearchBudget().generations))
+    return SearchBudget(**settings)
+
+
 def quality(ls: Landscape, optimum: dict[float, float], lookup: Objective | None) -> dict:
     """Hits and regrets over the seeds; with ``lookup`` (the landscape's exhaustive scores) the
     quality runs look their scores up and ``--speed-seeds`` more runs time the searcher end to end
@@ -264,10 +273,7 @@ def quality(ls: Landscape, optimum: dict[float, float], lookup: Objective | None
         n_seeds = ARGS.optuna_seeds if algo == "optuna" else n_seeds
         if n_seeds <= 0:
             continue
-        settings = {**ls.budget, **extra}
-        factor = settings.pop("generations_factor", 1)
-        settings["generations"] = int(factor * settings.get("generations", SearchBudget().generations))
-        budget = SearchBudget(**settings)
+        budget = searcher_budget(extra, ls.budget)
         regrets = {lim: [] for lim in ls.limits}
         runs = []
         for seed in range(n_seeds):
@@ -326,18 +332,19 @@ def elastic(long_factor: int) -> dict:
     out = {}
     for name, obj in objs.items():
         t = time.perf_counter()
-        long = search(space, obj, con, SearchBudget(generations=40 * long_factor), seed=12345, limits=limits)
+        long = search(space, obj, con, SearchBudget(generations=SearchBudget().generations * long_factor), seed=12345,
+                      limits=limits)
         ref = {b.limit: b.score for b in long.best}
         t_long = time.perf_counter() - t
         row = {"reference_evaluations": long.evaluations, "reference_seconds": t_long, "searchers": {}}
-        for s_name in ("evolution", "random", "optuna"):
+        for s_name in ARGS.elastic_searchers.split(","):
             algo, extra = SEARCHERS[s_name]
             n_seeds = min(ARGS.optuna_seeds, 1) if algo == "optuna" else ARGS.elastic_seeds
             if n_seeds <= 0:
                 continue
             found = {lim: [] for lim in limits}
             for seed in range(n_seeds):
-                r = search(space, obj, con, SearchBudget(**extra), seed=seed, algo=algo, limits=limits)
+                r = search(space, obj, con, searcher_budget(extra, {}), seed=seed, algo=algo, limits=limits)
                 for b in r.best:
                     found[b.limit].append(b.score)
             for lim in limits:  # the reference is the best anything found

@@ -159,7 +159,7 @@ def evaluate(
     keypoints: Any = None,
     **group_kwargs: Any,
 ) -> EvalResult:
-    """Build the network of ``arch`` (an ``Arch`` or its JSON file), load ``weights`` (None: keep the
+    """Build the network of ``arch`` (an ``Arch``, its JSON file or a published name), load ``weights`` (None: keep the
     random initialisation, for smoke tests) and evaluate it on ``split`` of the dataset at ``data``
     (:func:`evaluate_model`; ``breakdown=True`` adds the error analysis). ``keypoints``: the keypoint
     set (a :class:`~litepose_nas.keypoints.KeypointSpec` or its dict); default: the one ``weights``
@@ -167,9 +167,10 @@ def evaluate(
     from .data import open_dataset
     from .models import build_model
     from .space import Arch
+    from .space.published import load_arch
 
     if not isinstance(arch, Arch):
-        arch = Arch.from_json(arch)
+        arch = load_arch(arch)
     if keypoints is None and weights is not None:
         from .checkpoints import read_checkpoint, recorded_keypoints
 

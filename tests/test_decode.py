@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from litepose_nas.decode import (
-    decode_outputs, fuse_outputs, group, nms, resize_for_test,
+    decode_outputs, fuse_outputs, group, map_ops, nms, people_from_maps, resize_bilinear, resize_for_test,
     resize_info, to_image_coords, top_candidates,
 )
 from litepose_nas.keypoints import keypoint_spec
@@ -344,3 +344,41 @@ def test_fuse_outputs_shapes_and_flip_permutation():
     np.testing.assert_allclose(tags_f[..., 1], tags_f[..., 0], atol=1e-6)
     with pytest.raises(ValueError, match="flip_index"):
         fuse_outputs([out1, out2], 14, mirror)
+
+
+@pytest.mark.parametrize("shape, size", [((3, 16, 24), (64, 96)), ((2, 13, 22), (26, 44)), ((1, 7, 5), (1, 5)),
+                                         ((2, 33, 51), (42, 65)), ((1, 40, 30), (17, 9)), ((1, 1, 6), (5, 1))])
+def test_numpy_resize_samples_as_torch_does(shape, size):
+    """Up, down, odd ratios, one-pixel sides: the same taps as torch's bilinear, a few ulps apart."""
+    import torch
+    import torch.nn.functional as F
+
+    x = np.random.default_rng(sum(shape)).normal(size=(1, *shape)).astype(np.float32) * 4
+    want = F.interpolate(torch.from_numpy(x), size=size, mode="bilinear", align_corners=False).numpy()
+    got = resize_bilinear(x, size)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(x).max())
+
+
+def test_decoding_without_torch_finds_the_same_people(real_samples):
+    """The numpy path a base install decodes with: on oracle outputs of real images (flip test, two
+    stages, projection) the same people within 1e-4 px, and the same scores."""
+    gt, spec = real_samples["coco"], keypoint_spec("coco")
+    found = 0
+    for img in gt["images"]:
+        info = resize_info(img["height"], img["width"], 256)
+        m = info.matrix()
+        on_input = _people_of(gt, img["id"], spec.num_joints)
+        on_input[..., :2] = on_input[..., :2] @ m[:, :2].T + m[:, 2]
+        outputs = oracle_outputs(on_input, info.size)
+        flipped = oracle_outputs(flip_keypoints(on_input, info.size[0], spec.flip_index), info.size)
+        maps = {use_torch: fuse_outputs(outputs, spec.num_joints, flipped, spec.flip_index, info.size,
+                                        ops=map_ops(use_torch)) for use_torch in (True, False)}
+        np.testing.assert_allclose(maps[False][0], maps[True][0], atol=1e-6)
+        np.testing.assert_allclose(maps[False][1], maps[True][1], atol=1e-6)
+        (p_np, s_np), (p_t, s_t) = (people_from_maps(*maps[k], info) for k in (False, True))
+        assert p_np.shape == p_t.shape
+        np.testing.assert_allclose(p_np, p_t, atol=1e-4)
+        np.testing.assert_allclose(s_np, s_t, atol=1e-6)
+        found += len(p_t)
+    assert found >= 3

@@ -355,6 +355,26 @@ def test_infer_cli_end_to_end(exported_xs, tmp_path):
         coco.loadRes(anns)
 
 
+def test_infer_runs_on_a_base_install_and_finds_what_torch_finds(exported_xs, tmp_path):
+    """A device without torch (pyproject's base install) runs an exported model through `infer`;
+    its numpy decoding finds the people the torch path finds."""
+    import cv2
+
+    image = tmp_path / "street.png"
+    cv2.imwrite(str(image), (np.random.default_rng(2).random((120, 200, 3)) * 255).astype(np.uint8))
+    found = {}
+    for without_torch in (False, True):
+        out = tmp_path / f"out-{without_torch}"
+        r = run_cli("infer", "--model", exported_xs, image, "--out", out, "--threshold", "0.0001", "--json",
+                    env=ONE_THREAD, without_torch=without_torch)
+        assert r.returncode == 0, r.stderr
+        found[without_torch] = json.loads((out / "people.json").read_text())["annotations"]
+    assert len(found[True]) == len(found[False]) > 0
+    for a, b in zip(found[True], found[False]):
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-3)
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
 def test_infer_cli_errors(exported_xs, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")

@@ -51,6 +51,22 @@ def test_arch_validate_takes_published_names_and_lists_them(tmp_path):
                           "not a published architecture", "allowed names: prune-L, prune-M, prune-S, search-L")
 
 
+def test_every_command_taking_an_architecture_takes_published_names(tmp_path):
+    """latency predict (a base install) and export resolve names as arch info does."""
+    by_name = _json(run_cli("latency", "predict", "--table", "raspberry-pi-4", "litepose-auto-xs", "search-S", "--json",
+                            cwd=tmp_path, without_torch=True))
+    by_file = _json(run_cli("latency", "predict", "--table", "raspberry-pi-4", PUBLISHED / "search-XS.json",
+                            PUBLISHED / "search-S.json", "--json"))
+    ms = [[p["ms"] for p in result["predictions"]] for result in (by_name, by_file)]
+    assert ms[0] == ms[1] and len(ms[0]) == 2
+    r = run_cli("export", "--arch", "prune-s", "--random-init", "--out", tmp_path / "x", cwd=tmp_path,
+                env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "x" / "arch.json").read_text()) == json.loads((PUBLISHED / "prune-S.json").read_text())
+    assert_one_line_error(run_cli("export", "--arch", "prune-XS", "--random-init", "--out", tmp_path / "y", cwd=tmp_path),
+                          2, "prune-XS", "not a published architecture")
+
+
 def test_shipped_paper_latencies_rebuild_the_derived_tables(tmp_path):
     from litepose_nas.latency import load_table
     from litepose_nas.latency.calibrate import derive_paper_tables

@@ -17,14 +17,13 @@ def arch() -> None:
 def validate(files: tuple[str, ...], space_path: str) -> None:
     """Check that each FILE (or published name, e.g. search-XS) is a well-formed architecture inside the search space."""
     from ..errors import ArchError
-    from ..space import Arch
-    from ..space.published import resolve_arch_path
+    from ..space.published import load_arch
 
     space = load_space(space_path)
     failures = []
     for path in files:
         try:
-            space.validate(Arch.from_json(resolve_arch_path(path)), source=path)
+            space.validate(load_arch(path), source=path)
             click.echo(f"ok: {path} ({space.name})")
         except ArchError as exc:
             failures.append(str(exc))
@@ -45,10 +44,10 @@ def info(file: str, num_joints: str, as_json: bool) -> None:
     """Resolution, widths, depths, kernels, parameters and MACs of an architecture FILE or published name (search-XS)."""
     from ..cost import cost_arrays
     from ..resources import shipped_dir
-    from ..space import Arch, ArchArrays, SearchSpace
-    from ..space.published import resolve_arch_path
+    from ..space import ArchArrays, SearchSpace
+    from ..space.published import load_arch
 
-    a = Arch.from_json(resolve_arch_path(file))
+    a = load_arch(file)
     joints = int(num_joints)
     cost = {k: int(v[0]) for k, v in cost_arrays(ArchArrays.from_archs([a]), joints).items()}
     spaces = [SearchSpace.from_yaml(p) for p in sorted(shipped_dir("search_spaces").glob("*.yaml"))]

@@ -19,7 +19,7 @@ def checkpoint() -> None:
               help="Search space of a supernet checkpoint (default: litepose-elastic when it matches).")
 @click.option("--img-size", type=int, default=256, show_default=True,
               help="Input resolution to report (checkpoints do not store it).")
-@click.option("--arch", "arch_path", default=None, help="Architecture JSON to check the checkpoint against.")
+@click.option("--arch", "arch_path", default=None, help="Architecture JSON (or published name) to check the checkpoint against.")
 @json_option
 def info(file: str, space_path: str | None, img_size: int, arch_path: str | None, as_json: bool) -> None:
     """Layout, architecture, joints and parameter count of checkpoint FILE (loaded strictly and safely)."""
@@ -83,9 +83,9 @@ def _spaces_fitting(ckpt) -> list[str]:
 def _check_arch(ckpt, arch_path: str) -> dict:
     from ..checkpoints import LAYOUT_SUPERNET
     from ..errors import ArchError
-    from ..space import Arch
+    from ..space.published import load_arch
 
-    arch = Arch.from_json(arch_path)
+    arch = load_arch(arch_path)
     if ckpt.layout == LAYOUT_SUPERNET:
         try:
             ckpt.model.plan(arch)

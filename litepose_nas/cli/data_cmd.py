@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..data.recipe import RECIPES
-from .common import cpu_threads, echo_json, format_table, json_option, output_path, quiet_option
+from .common import echo_json, format_table, json_option, output_path, quiet_option
 
 DATASETS = click.Choice(["coco", "crowdpose"])
 

@@ -8,7 +8,7 @@ from .common import cpu_threads, format_table, output_path, quiet_option
 
 
 @click.command("evaluate")
-@click.option("--arch", "arch_path", required=True, help="Architecture JSON file (the original repo's format).")
+@click.option("--arch", "arch_path", required=True, help="Architecture JSON file (the original repo's format) or a published name (search-XS).")
 @click.option("--weights", default=None,
               help="Checkpoint: a state_dict or a training checkpoint ('state_dict', optional 'module.' prefix). "
                    "Omit only for a smoke test of the pipeline with random weights.")

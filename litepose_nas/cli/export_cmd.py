@@ -7,7 +7,7 @@ from .common import echo_json, json_option, output_path
 
 
 @click.command("export")
-@click.option("--arch", "arch_path", required=True, help="Architecture JSON (the original repo's format).")
+@click.option("--arch", "arch_path", required=True, help="Architecture JSON (the original repo's format) or a published name (search-XS).")
 @click.option("--supernet", "supernet_path", default=None,
               help="Supernet checkpoint: extract the subnet's weights from it.")
 @click.option("--weights", "weights_path", default=None,
@@ -31,7 +31,7 @@ def export(arch_path: str, supernet_path: str | None, weights_path: str | None, 
     unless every check passes.
     """
     from ..errors import InputError
-    from ..space import Arch
+    from ..space.published import load_arch
 
     chosen = [name for name, value in (("--supernet", supernet_path), ("--weights", weights_path),
                                        ("--random-init", random_init)) if value]
@@ -39,7 +39,7 @@ def export(arch_path: str, supernet_path: str | None, weights_path: str | None, 
         what = "none was given" if not chosen else f"got {' and '.join(chosen)}"
         raise InputError(f"give exactly one of --supernet, --weights, --random-init ({what})")
     joints = int(num_joints) if num_joints else None
-    arch = Arch.from_json(arch_path)
+    arch = load_arch(arch_path)
     _check_arch_size(arch, arch_path)
 
     from ..export import export_model, model_from_weights, random_init_model
@@ -74,7 +74,8 @@ def export(arch_path: str, supernet_path: str | None, weights_path: str | None, 
 
 def _check_arch_size(arch, source: str) -> None:
     from ..errors import ArchError
-    from ..export.onnx_export import MAX_IMG_SIZE, total_stride
+    from ..export.interface import total_stride
+    from ..export.onnx_export import MAX_IMG_SIZE
 
     stride = total_stride(arch)
     if not stride <= arch.img_size <= MAX_IMG_SIZE:

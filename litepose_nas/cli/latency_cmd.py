@@ -54,10 +54,10 @@ def show(table_name: str, as_json: bool) -> None:
 def predict(table_name: str, files: tuple[str, ...], as_json: bool) -> None:
     """Predicted latency (ms) of architecture JSON FILES."""
     from ..latency import load_table
-    from ..space import Arch
+    from ..space.published import load_arch
 
     t = load_table(table_name)
-    archs = [Arch.from_json(f) for f in files]
+    archs = [load_arch(f) for f in files]
     ms = t.predict_archs(archs)
     if as_json:
         echo_json({"table": t.name, "device": t.device, "predictions": [{"file": f, "ms": float(v)} for f, v in zip(files, ms)]})

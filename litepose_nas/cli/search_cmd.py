@@ -7,7 +7,7 @@ import click
 
 from ..search.defaults import DEFAULT_DEVICE
 from ..search.problem import DEFAULT_GENERATIONS, DEFAULT_POPULATION
-from .common import DEFAULT_SPACE, budget_range, echo_json, format_table, json_option, output_path, quiet_option, space_option
+from .common import budget_range, echo_json, format_table, json_option, output_path, quiet_option, space_option
 
 
 def _parse_budgets(text: str | None) -> list[float] | None:

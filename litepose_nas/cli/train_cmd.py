@@ -244,16 +244,16 @@ def train_supernet(ctx: click.Context, space_path: str, **params: Any) -> None:
 
 @click.command("train")
 @click.option("--arch", "arch_path", required=True, type=click.Path(dir_okay=False),
-              help="Architecture JSON (the original repo's format).")
+              help="Architecture JSON (the original repo's format) or a published name (search-XS).")
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
               help="Initial weights: a supernet (the subnet is extracted) or a static checkpoint of this arch.")
 @_common_options
 @click.pass_context
 def train_subnet(ctx: click.Context, arch_path: str, **params: Any) -> None:
     """Train (or fine-tune from a supernet) one static subnet."""
-    from ..space import Arch
+    from ..space.published import load_arch
 
     out = params["out"] or "runs/subnet"
-    arch = Arch.from_json(arch_path)
+    arch = load_arch(arch_path)
     config = _build_config(ctx, "subnet", params, {"arch": arch.to_dict()})
     _run(ctx, config, params, out, arch_source=arch_path)

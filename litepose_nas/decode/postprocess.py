@@ -117,11 +117,77 @@ def to_image_coords(people: np.ndarray, info: ResizeInfo, map_size: tuple[int, i
     return out
 
 
-def _to_tensor(x: Any):
-    import torch
+def resize_bilinear(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``maps [..., h, w]`` resized to ``size = (H, W)`` bilinearly with half-pixel centres: the
+    sampling of ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``, in
+    float32 (equal to it within a few float32 ulps; torch's kernel fuses multiply-adds)."""
+    rows = _linear_taps(maps.shape[-2], size[0])
+    cols = _linear_taps(maps.shape[-1], size[1])
 
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
-    return t.unsqueeze(0) if t.dim() == 3 else t
+    def along_w(x: np.ndarray) -> np.ndarray:
+        return x[..., cols[0]] * cols[2] + x[..., cols[1]] * cols[3]
+
+    return along_w(maps[..., rows[0], :]) * rows[2][:, None] + along_w(maps[..., rows[1], :]) * rows[3][:, None]
+
+
+def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices ``i0, i1`` and weights ``w0, w1`` of each output sample (torch's rule: the
+    source position ``(i + 0.5) * n_in / n_out - 0.5`` clamped at 0, the last index repeated)."""
+    f32 = np.float32
+    if n_in == n_out:
+        same = np.arange(n_out)
+        return same, same, np.ones(n_out, f32), np.zeros(n_out, f32)
+    scale = f32(n_in) / f32(n_out)
+    src = np.maximum((np.float64(scale) * (np.arange(n_out) + 0.5) - 0.5).astype(f32), f32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    w1 = np.clip(src - i0.astype(f32), 0, 1).astype(f32)
+    return i0, i0 + (i0 < n_in - 1), (f32(1) - w1).astype(f32), w1
+
+
+@dataclass(frozen=True)
+class _MapOps:
+    """The four array operations fusion needs, on torch tensors or numpy arrays."""
+
+    as_array: Any      # an output ([1, C, h, w] or [C, h, w], tensor or array) -> float32 [1, C, h, w]
+    resize: Any        # (maps, (H, W)) -> maps bilinearly resized
+    flip_w: Any        # maps mirrored left-right
+    stack_last: Any    # list of [1, J, H, W] -> [1, J, H, W, n]
+    to_numpy: Any
+
+
+def _torch_ops() -> _MapOps:
+    import torch
+    import torch.nn.functional as F
+
+    def as_array(x: Any):
+        t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
+        return (t.unsqueeze(0) if t.dim() == 3 else t).float()
+
+    return _MapOps(as_array, lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=False),
+                   lambda t: torch.flip(t, [3]), lambda ts: torch.stack(ts, dim=4), lambda t: t.numpy())
+
+
+def _numpy_ops() -> _MapOps:
+    def as_array(x: Any) -> np.ndarray:
+        a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float32)
+        return a[None] if a.ndim == 3 else a
+
+    return _MapOps(as_array, resize_bilinear, lambda a: a[..., ::-1], lambda arrays: np.stack(arrays, axis=4),
+                   np.ascontiguousarray)
+
+
+def map_ops(use_torch: bool | None = None) -> _MapOps:
+    """torch's operations where torch is installed (the original's arithmetic, bit for bit), else
+    numpy's: a base install runs exported ONNX models and decodes their outputs without torch.
+    ``use_torch`` forces one (False: numpy even where torch is installed)."""
+    if use_torch is False:
+        return _numpy_ops()
+    try:
+        return _torch_ops()
+    except ImportError:
+        if use_torch:
+            raise
+        return _numpy_ops()
 
 
 def fuse_outputs(
@@ -130,6 +196,7 @@ def fuse_outputs(
     flip_outputs: Sequence[Any] | None = None,
     flip_index: Sequence[int] | None = None,
     project_size: tuple[int, int] | None = None,
+    ops: _MapOps | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps ``[J, H, W]`` and tags ``[J, H, W, T]`` of one image from the network's outputs.
 
@@ -142,19 +209,19 @@ def fuse_outputs(
         flip_index: the dataset's left/right joint permutation (required with ``flip_outputs``).
         project_size: ``(width, height)`` to upsample to (the resized input); default: keep the last
             stage's size.
+        ops: the array operations (:func:`map_ops`: torch where installed, else numpy).
     """
-    import torch
-    import torch.nn.functional as F
+    ops = ops or map_ops()
 
     def stage_maps(outs: Sequence[Any], flipped: bool) -> tuple[Any, Any]:
-        outs = [_to_tensor(o).float() for o in outs]
-        size = outs[-1].shape[2:]
+        outs = [ops.as_array(o) for o in outs]
+        size = tuple(outs[-1].shape[2:])
         heat_sum, tag = 0, None
         for i, out in enumerate(outs):
             if i != len(outs) - 1:
-                out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+                out = ops.resize(out, size)
             if flipped:
-                out = torch.flip(out, [3])
+                out = ops.flip_w(out)
             heat = out[:, :num_joints]
             if flipped:
                 heat = heat[:, list(flip_index)]
@@ -165,25 +232,24 @@ def fuse_outputs(
                     tag = tag[:, list(flip_index)]
         return heat_sum / len(outs), tag
 
-    with torch.no_grad():
-        heat, tag = stage_maps(outputs, False)
-        heats, tags = [heat], [tag]
-        if flip_outputs is not None:
-            if flip_index is None:
-                raise ValueError("flip_outputs need the flip_index of the dataset")
-            heat_f, tag_f = stage_maps(flip_outputs, True)
-            heats.append(heat_f)
-            tags.append(tag_f)
-        if tags[0].shape[1] != num_joints:
-            raise ValueError(f"stage 1 must have {2 * num_joints} channels (heatmaps then tags), "
-                             f"got {tags[0].shape[1] + num_joints}")
-        if project_size is not None:
-            size = (project_size[1], project_size[0])
-            heats = [F.interpolate(h, size=size, mode="bilinear", align_corners=False) for h in heats]
-            tags = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in tags]
-        heatmaps = heats[0] if len(heats) == 1 else (heats[0] + heats[1]) / 2.0
-        tag_maps = torch.stack(tags, dim=4)
-    return heatmaps[0].numpy(), tag_maps[0].numpy()
+    heat, tag = stage_maps(outputs, False)
+    heats, tags = [heat], [tag]
+    if flip_outputs is not None:
+        if flip_index is None:
+            raise ValueError("flip_outputs need the flip_index of the dataset")
+        heat_f, tag_f = stage_maps(flip_outputs, True)
+        heats.append(heat_f)
+        tags.append(tag_f)
+    if tags[0].shape[1] != num_joints:
+        raise ValueError(f"stage 1 must have {2 * num_joints} channels (heatmaps then tags), "
+                         f"got {tags[0].shape[1] + num_joints}")
+    if project_size is not None:
+        size = (project_size[1], project_size[0])
+        heats = [ops.resize(h, size) for h in heats]
+        tags = [ops.resize(t, size) for t in tags]
+    heatmaps = heats[0] if len(heats) == 1 else (heats[0] + heats[1]) / 2.0
+    tag_maps = ops.stack_last(tags)
+    return ops.to_numpy(heatmaps[0]), ops.to_numpy(tag_maps[0])
 
 
 def people_from_maps(heatmaps: np.ndarray, tags: np.ndarray, info: ResizeInfo,
@@ -207,12 +273,17 @@ def decode_outputs(
     return people_from_maps(heatmaps, tags, info, **group_kwargs)
 
 
+def normalize_array(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """``HxWx3`` uint8 RGB -> ``[1, 3, H, W]`` float32 array, ``(x / 255 - mean) / std``."""
+    x = (image.astype(np.float32) / 255.0 - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
+
+
 def normalize_image(image: np.ndarray, mean: Sequence[float], std: Sequence[float]):
-    """``HxWx3`` uint8 RGB -> ``[1, 3, H, W]`` float tensor, ``(x / 255 - mean) / std``."""
+    """:func:`normalize_array` as a torch tensor."""
     import torch
 
-    x = (image.astype(np.float32) / 255.0 - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+    return torch.from_numpy(normalize_array(image, mean, std))
 
 
 def network_maps(

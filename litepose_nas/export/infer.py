@@ -54,7 +54,7 @@ class PoseEstimator:
         else:
             meta_source = "the given metadata"
         self.metadata = metadata or metadata_for_model(model_path)
-        from .onnx_export import ort_session
+        from .interface import ort_session
 
         try:
             self.session = ort_session(model_path, threads=threads)
@@ -109,11 +109,11 @@ class PoseEstimator:
         **group_kwargs: Any,
     ) -> Prediction:
         """People in one ``H x W x 3`` uint8 RGB image (the original test pipeline, single scale)."""
-        from ..decode import decode_outputs, normalize_image, resize_for_test
+        from ..decode import decode_outputs, normalize_array, resize_for_test
 
         meta = self.metadata
         resized, info = resize_for_test(image, meta.img_size)
-        x = normalize_image(resized, meta.mean, meta.std).numpy()
+        x = normalize_array(resized, meta.mean, meta.std)
         if flip:
             x = np.concatenate([x, x[..., ::-1]], axis=0)
         outputs = self.run(np.ascontiguousarray(x, dtype=np.float32))

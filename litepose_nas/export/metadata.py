@@ -17,7 +17,7 @@ from ..io import check_readable_file, read_json_bounded
 from ..keypoints import KeypointSpec, default_sigmas, keypoint_set, spec_for_joints
 from ..space.arch import Arch
 from ..tag_cost import DEFAULT_TAG_COST
-from .onnx_export import INPUT_NAME, OUTPUT_NAMES, output_names, total_stride
+from .interface import INPUT_NAME, OUTPUT_NAMES, output_names, total_stride
 
 FORMAT = "litepose-nas-onnx"
 FORMAT_VERSION = 1

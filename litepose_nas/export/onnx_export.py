@@ -20,10 +20,9 @@ from torch import nn
 
 from ..errors import ArchError, JobError
 from ..space.arch import Arch
+from .interface import INPUT_NAME, OUTPUT_NAMES, ort_session, output_names, total_stride  # noqa: F401 (re-exported)
 
 DEFAULT_OPSET = 17
-INPUT_NAME = "image"
-OUTPUT_NAMES = ("heatmaps_tags", "heatmaps")  # a network with one head level has only the first
 PARITY_TOLERANCE = 1e-4
 # largest img_size export accepts: far past the published models (256-640 px), small enough that
 # the parity check's img_size x img_size input and activations fit in memory
@@ -45,16 +44,6 @@ class Parity:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "input_shape": list(self.input_shape), "ok": self.ok}
-
-
-def output_names(arch: Arch) -> tuple[str, ...]:
-    """The graph's output names: heatmaps + tags, then heatmaps (one per output of the network plan)."""
-    return OUTPUT_NAMES[:len(arch.wiring.output_levels)]
-
-
-def total_stride(arch: Arch) -> int:
-    """Downsampling of the deepest feature: 2 (stem) times every stage stride."""
-    return 2 * int(np.prod(arch.strides))
 
 
 def check_input_size(arch: Arch, height: int, width: int) -> None:
@@ -167,23 +156,6 @@ def check_onnx(path: str | Path) -> int:
     except onnx.checker.ValidationError as exc:
         raise JobError(f"{path}: exported model fails onnx.checker: {str(exc).splitlines()[0]}") from None
     return next(op.version for op in model.opset_import if op.domain in ("", "ai.onnx"))
-
-
-def ort_session(path: str | Path, threads: int | None = None):
-    """A CPU onnxruntime session (``threads`` pins intra-op threads; inter-op stays at 1)."""
-    import onnxruntime as ort
-
-    from ..errors import InputError
-    from ..io import check_readable_file
-
-    check_readable_file(path, "ONNX model", InputError)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 @torch.no_grad()

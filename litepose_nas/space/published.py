@@ -9,7 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..errors import ArchError
+
+if TYPE_CHECKING:
+    from .arch import Arch
 
 # paper model name prefix -> file name prefix in search_spaces/published/
 _PAPER_PREFIXES = {"litepose-auto-": "search-", "litepose-prune-": "prune-"}
@@ -56,3 +61,10 @@ def resolve_arch_path(ref: str | os.PathLike) -> Path:
         raise ArchError(f"{ref}: file not found, and not a published architecture "
                         f"(allowed names: {', '.join(published_names())})")
     return found
+
+
+def load_arch(ref: str | os.PathLike) -> "Arch":
+    """The architecture of a JSON file, or of a published name (``search-XS``, ``litepose-auto-xs``)."""
+    from .arch import Arch
+
+    return Arch.from_json(resolve_arch_path(ref))
