@@ -18,7 +18,6 @@ resolution plus noise): it exercises the search, it is not a model of real accur
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

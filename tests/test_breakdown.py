@@ -5,9 +5,7 @@ import copy
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 from cli_helpers import run_cli
 from litepose_nas.data import generate_synthetic, open_dataset

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import runpy
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -1,7 +1,6 @@
 """The static LitePose model (original layout) and the analytical cost model."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -164,7 +164,7 @@ def test_training_fails_cleanly_when_asked(corrupt_data, tmp_path, workers: int)
 def test_decoder_caps_people_per_image() -> None:
     from litepose_nas.decode import group
 
-    joints, size, n = 17, 96, 100
+    joints, size = 17, 96
     heat = np.zeros((joints, size, size), np.float32)
     tags = np.zeros((joints, size, size), np.float32)
     # 100 well separated people, each with its own tag value

@@ -10,7 +10,6 @@ definition over the annotated people.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -251,7 +250,6 @@ def render_image(index: int, seed: int, preset: Preset | str, layout: str, size:
                  joints: Sequence[str] | None = None):
     """Draw image ``index`` of a set: ``(rgb uint8 HxWx3, annotations without ids, crowdIndex)``;
     ``joints`` names the annotated joints of another keypoint set (:func:`joint_points`)."""
-    import cv2
 
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     rng = np.random.default_rng(image_seed(seed, index))

@@ -153,7 +153,6 @@ class TorchRunner:
 
         from ..models.layers import ConvBNAct, InvertedResidual, SepConv, batch_norm, deconv
 
-        torch = self._torch
         if cfg.kind == "stem":
             return nn.Sequential(ConvBNAct(cfg.cin, cfg.mid, cfg.kernel, cfg.stride),
                                  ConvBNAct(cfg.mid, cfg.mid, cfg.kernel, 1, groups=cfg.mid),

@@ -9,7 +9,6 @@ stays where it ran, and resuming with the same node layout finds it again).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TypeVar

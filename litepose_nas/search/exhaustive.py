@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-import numpy as np
 
 from .problem import Problem, SearchBudget
 from .result import SearchResult

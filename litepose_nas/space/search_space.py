@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ArchError, SpaceError
 from ..keypoints import KeypointSpec, keypoint_set
 from ..io import read_text_bounded
-from .arch import CHANNEL_DIVISOR, DEFAULT_STEM_MID_CHANNELS, Arch, Block, Stage
+from .arch import CHANNEL_DIVISOR, DEFAULT_STEM_MID_CHANNELS, Arch, Block
 from .plan import MAX_HEAD_LEVELS, MIN_HEAD_LEVELS, SPACE_FIELDS, Wiring, wiring
 
 INACTIVE = -1
