@@ -238,6 +238,21 @@ def test_bad_arguments(objective):
         search(ORIGINAL, objective, con, algo="random", storage="x.db")
 
 
+
+def test_swapped_constructor_arguments_name_the_argument():
+    from litepose_nas.latency import load_table
+    from litepose_nas.search import latency_constraint, predictor_objective
+
+    table = load_table("raspberry-pi-4")
+    with pytest.raises(TypeError, match=r"latency_constraint\(table, space, max_ms\): table must be a LatencyTable.*got SearchSpace"):
+        latency_constraint(ORIGINAL, table, 100)
+    with pytest.raises(TypeError, match=r"predictor_objective\(predictor, space\): predictor must be a Predictor.*got SearchSpace"):
+        predictor_objective(ORIGINAL, ORIGINAL)
+    with pytest.raises(TypeError, match=r"macs_constraint\(space, max_gmacs\): space must be a SearchSpace, got float"):
+        macs_constraint(3.0, ORIGINAL)
+    assert latency_constraint(table, ORIGINAL, 100).values(ORIGINAL.encode([ORIGINAL.smallest()]))[0] > 0
+
+
 # ---------------------------------------------------------------------- Pareto front and hypervolume
 def test_pareto_and_hypervolume():
     scores = np.array([1.0, 2.0, 2.0, 3.0, 1.5, 3.0])

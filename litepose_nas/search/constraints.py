@@ -69,10 +69,22 @@ class Objective:
         return {"name": self.name, "label": self.label or self.name, "kind": self.kind, **self.info}
 
 
+def _check_args(call: str, space: Any, scorer: Any = None, scorer_name: str = "", scorer_kind: str = "") -> None:
+    """A TypeError naming the call and the argument given in the wrong place (the arguments of these
+    constructors are easy to swap, and numpy would fail later far from the cause)."""
+    if scorer_name and not callable(getattr(scorer, "predict", None)):
+        raise TypeError(f"{call}: {scorer_name} must be a {scorer_kind} (with .predict(encoded, space=...)), "
+                        f"got {type(scorer).__name__}")
+    if not isinstance(space, SearchSpace):
+        raise TypeError(f"{call}: space must be a SearchSpace, got {type(space).__name__}")
+
+
 # ---------------------------------------------------------------------- constraints
 def macs_constraint(space: SearchSpace, max_gmacs: float, convention: str = "paper", num_joints: int = 17) -> Constraint:
     """MACs in G (the paper's convention by default, as the original search budgets are)."""
     from ..cost import macs
+
+    _check_args("macs_constraint(space, max_gmacs)", space)
 
     def fn(enc: np.ndarray) -> np.ndarray:
         return macs(enc, num_joints=num_joints, convention=convention, space=space) / 1e9
@@ -83,6 +95,7 @@ def macs_constraint(space: SearchSpace, max_gmacs: float, convention: str = "pap
 
 def latency_constraint(table: Any, space: SearchSpace, max_ms: float) -> Constraint:
     """Latency in ms predicted by a latency table (``table.predict(encoded, space=space)``)."""
+    _check_args("latency_constraint(table, space, max_ms)", space, table, "table", "LatencyTable")
     device = str(getattr(table, "device", "device"))
 
     def fn(enc: np.ndarray) -> np.ndarray:
@@ -107,6 +120,7 @@ def device_latency_constraint(device: str, space: SearchSpace, max_ms: float) ->
 # ---------------------------------------------------------------------- objectives
 def predictor_objective(predictor: Any, space: SearchSpace) -> Objective:
     """Predicted AP of a fitted :class:`~litepose_nas.predictors.Predictor` (or ExactPredictor)."""
+    _check_args("predictor_objective(predictor, space)", space, predictor, "predictor", "Predictor")
     check = getattr(predictor, "check_space", None)
     if check is not None:
         check(space)
