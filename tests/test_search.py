@@ -534,6 +534,29 @@ def test_ridge_surrogate_added_in_batches_equals_one_fit():
                                RidgeSurrogate(ORIGINAL).fit(enc[:100], y[:100]).predict(test))
 
 
+
+def test_ridge_surrogate_of_a_long_search_keeps_only_the_rows_it_fits():
+    """Past 2 x max_rows the state is the best max_rows rows (+ one batch): the same model as the
+    upper-half rule on every row, in bounded memory and time per refit."""
+    from litepose_nas.predictors.features import Featurizer
+    from litepose_nas.search.surrogate import RidgeSurrogate
+
+    enc = ORIGINAL.sample_encoded(8, 600)
+    y = np.random.default_rng(9).random(600)
+    test = ORIGINAL.sample_encoded(10, 50)
+    best = np.sort(np.argsort(-y)[:40])  # the upper half of 600 rows has 300 > 40: the best 40
+    X = Featurizer(ORIGINAL).transform(enc[best]).astype(np.float64)
+    coef = np.linalg.solve(X.T @ X + np.eye(X.shape[1]), X.T @ (y[best] - y[best].mean()))
+    want = Featurizer(ORIGINAL).transform(test).astype(np.float64) @ coef
+    batched = RidgeSurrogate(ORIGINAL, max_rows=40)
+    for lo in range(0, 600, 25):
+        batched.add(enc[lo:lo + 25], y[lo:lo + 25]).refit()
+        assert len(batched._scores[0]) <= (lo + 25 if lo + 25 < 80 else 40)
+    assert batched.rows == 600
+    for model in (batched, RidgeSurrogate(ORIGINAL, max_rows=40).fit(enc, y)):
+        np.testing.assert_allclose(model.predict(test), want, rtol=1e-9, atol=1e-12)
+
+
 def test_search_log_is_shared_read_only(objective):
     from litepose_nas.search.problem import Problem
 

@@ -48,15 +48,28 @@ class RidgeSurrogate:
         return self
 
     def refit(self) -> "RidgeSurrogate":
-        """Fit on every row added so far."""
+        """Fit on every row added so far (the upper half of them, at most ``max_rows``)."""
         if len(self._features) > 1:  # one block: later calls only append to it
             self._features, self._scores = [np.concatenate(self._features)], [np.concatenate(self._scores)]
         X_all = self._features[0] if self._features else np.zeros((0, self.featurizer.num_features), np.float32)
         y = self._scores[0] if self._scores else np.zeros(0)
-        keep = y >= np.median(y) if len(y) else np.zeros(0, dtype=bool)
-        if keep.sum() > self.max_rows:
+        if self.rows >= 2 * self.max_rows:
+            # the upper half of every row has more than max_rows: the fit takes the best max_rows.
+            # A row outside them now never enters later (new rows only push it down), so the kept
+            # rows alone stay the whole state (in their order of arrival): a long search refits in
+            # constant time instead of copying every row it ever scored
             keep = np.zeros(len(y), dtype=bool)
-            keep[np.argpartition(-y, self.max_rows - 1)[: self.max_rows]] = True
+            if len(y) > self.max_rows:
+                keep[np.argpartition(-y, self.max_rows - 1)[: self.max_rows]] = True
+            else:
+                keep[:] = True
+            self._features, self._scores = [X_all[keep]], [y[keep]]
+            X_all, y, keep = self._features[0], self._scores[0], np.ones(int(keep.sum()), dtype=bool)
+        else:
+            keep = y >= np.median(y) if len(y) else np.zeros(0, dtype=bool)
+            if keep.sum() > self.max_rows:
+                keep = np.zeros(len(y), dtype=bool)
+                keep[np.argpartition(-y, self.max_rows - 1)[: self.max_rows]] = True
         X = X_all[keep].astype(np.float64)
         gram = X.T @ X + self.alpha * np.eye(X.shape[1])
         self.coef_ = np.linalg.solve(gram, X.T @ (y[keep] - (y[keep].mean() if keep.any() else 0.0)))
